@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and running Xinfang Intake needs, if it is missing:
+# tesseract with the simplified-Chinese model (chi_sim), the tesseract and leptonica
+# headers and libraries the Rust binding links, clang (bindgen) and pkg-config.
+# Debian/Ubuntu packages; runs apt-get as root, or through sudo.
+set -euo pipefail
+
+need=()
+command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
+tessdata_has_chi_sim() {
+  local d
+  for d in "${TESSDATA_PREFIX:-}" /usr/share/tesseract-ocr/*/tessdata /usr/share/tessdata; do
+    [ -n "$d" ] && [ -f "$d/chi_sim.traineddata" ] && return 0
+  done
+  return 1
+}
+tessdata_has_chi_sim || need+=(tesseract-ocr-chi-sim)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists tesseract 2>/dev/null || need+=(libtesseract-dev)
+pkg-config --exists lept 2>/dev/null || need+=(libleptonica-dev)
+ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev clang)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}" >&2
+  if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else
+    echo "setup: need root (or sudo) to install: ${need[*]}" >&2; exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo (Rust 1.85 or newer) is required: https://rustup.rs" >&2
+  exit 1
+fi

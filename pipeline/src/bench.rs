@@ -1,0 +1,192 @@
+//! `xinfang bench ocr`: OCRs sample pages with the pipeline (one engine, then two) and with
+//! the plain tesseract CLI (`OMP_THREAD_LIMIT=1`, default settings), and prints, side by
+//! side, CER against the ground truth and CPU-seconds per page, plus the two-worker speed-up.
+//! A measurement, not a test: it asserts nothing and prints the targets beside the figures.
+
+use crate::config::Config;
+use crate::intake::expand_inputs;
+use crate::metrics::CerCount;
+use crate::stages::ingest::{self, PageContent};
+use crate::stages::normalize::normalize;
+use crate::stages::ocr::OcrPool;
+use anyhow::{Context, Result};
+use image::GrayImage;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+struct BenchPage {
+    id: String,
+    regions: Vec<GrayImage>,
+    truth: Option<String>,
+}
+
+/// CPU seconds (user + system) used so far by this process, or by its waited-for children.
+fn cpu_seconds(who: i32) -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(who, &mut u) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(u.ru_utime) + tv(u.ru_stime)
+    }
+}
+
+fn collect_pages(cfg: &Config, paths: &[PathBuf], truth_dir: &Path) -> Result<Vec<BenchPage>> {
+    let mut pages = Vec::new();
+    for input in expand_inputs(paths) {
+        let stem = input.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let files: Vec<PathBuf> = if input.is_folder {
+            let mut f: Vec<PathBuf> = std::fs::read_dir(&input.path)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            f.sort();
+            f
+        } else {
+            vec![input.path.clone()]
+        };
+        let mut page_no = 0u32;
+        for file in files {
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let decoded = match ingest::decode(&bytes, &cfg.limits, page_no) {
+                Ok(d) => d,
+                Err(e) => {
+                    eprintln!("skipping {}: {e}", file.display());
+                    continue;
+                }
+            };
+            for content in decoded.pages {
+                page_no += 1;
+                if let PageContent::Image(regions) = content {
+                    let id = format!("{stem}.p{page_no}");
+                    let truth = std::fs::read_to_string(truth_dir.join(format!("{id}.txt"))).ok();
+                    pages.push(BenchPage { id, regions, truth });
+                }
+            }
+        }
+    }
+    Ok(pages)
+}
+
+struct Reading {
+    text: String,
+    cpu: f64,
+    rotation: u16,
+    skew: f32,
+}
+
+/// Runs the OCR benchmark and prints its report.
+pub async fn ocr(cfg: &Config, paths: &[PathBuf], truth_dir: &Path, with_cli: bool) -> Result<()> {
+    let pages = collect_pages(cfg, paths, truth_dir)?;
+    anyhow::ensure!(!pages.is_empty(), "no image pages found in the given paths");
+    println!("{} image pages; OMP_THREAD_LIMIT={}", pages.len(), std::env::var("OMP_THREAD_LIMIT").unwrap_or_default());
+
+    // Pipeline, one engine, pages one after another: CPU per page and single-worker rate.
+    let t0 = cpu_seconds(libc::RUSAGE_SELF);
+    let pool1 = OcrPool::start(&cfg.ocr, &cfg.limits, 1)?;
+    let init_cpu = cpu_seconds(libc::RUSAGE_SELF) - t0;
+    let mut pipeline = Vec::new();
+    let wall1 = Instant::now();
+    for (i, p) in pages.iter().enumerate() {
+        let before = cpu_seconds(libc::RUSAGE_SELF);
+        let page = pool1.read(i as u32 + 1, p.regions.clone()).await?;
+        let cpu = cpu_seconds(libc::RUSAGE_SELF) - before;
+        pipeline.push(Reading { text: page.text, cpu, rotation: page.rotation, skew: page.skew_deg });
+    }
+    let wall1 = wall1.elapsed().as_secs_f64();
+    pool1.shutdown().await;
+
+    // Pipeline, two engines, all pages queued at once.
+    let pool2 = OcrPool::start(&cfg.ocr, &cfg.limits, 2)?;
+    let wall2 = Instant::now();
+    let jobs = pages.iter().enumerate().map(|(i, p)| pool2.read(i as u32 + 1, p.regions.clone()));
+    for r in futures_util::future::join_all(jobs).await {
+        r?;
+    }
+    let wall2 = wall2.elapsed().as_secs_f64();
+    pool2.shutdown().await;
+
+    // The plain tesseract CLI on the same decoded pages (written losslessly as PNG).
+    let mut cli = Vec::new();
+    if with_cli {
+        let tmp = std::env::temp_dir().join(format!("xinfang-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp)?;
+        for p in &pages {
+            let img_path = tmp.join(format!("{}.png", p.id));
+            if let Some(first) = p.regions.first() {
+                first.save(&img_path).with_context(|| format!("writing {}", img_path.display()))?;
+            }
+            let before = cpu_seconds(libc::RUSAGE_CHILDREN);
+            let out = std::process::Command::new("tesseract")
+                .arg(&img_path)
+                .arg("stdout")
+                .args(["-l", &cfg.ocr.language])
+                .env("OMP_THREAD_LIMIT", "1")
+                .output()
+                .context("running the tesseract CLI (is tesseract-ocr installed?)")?;
+            let cpu = cpu_seconds(libc::RUSAGE_CHILDREN) - before;
+            let text = normalize(&String::from_utf8_lossy(&out.stdout));
+            cli.push(Reading { text, cpu, rotation: 0, skew: 0.0 });
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    println!("\n{:<28} {:>6} {:>9} {:>9} {:>8} {:>8} {:>4} {:>6}", "page", "chars", "CER pipe", "CER cli", "CPU pipe", "CPU cli", "rot", "skew");
+    let (mut cer_p, mut cer_c) = (CerCount::default(), CerCount::default());
+    let (mut worst_p, mut worst_c) = (0.0f64, 0.0f64);
+    for (i, p) in pages.iter().enumerate() {
+        let truth = p.truth.as_deref();
+        let rate = |r: Option<&Reading>| -> (Option<f64>, CerCount) {
+            match (r, truth) {
+                (Some(r), Some(t)) => {
+                    let c = CerCount::of(&r.text, t);
+                    (c.rate(), c)
+                }
+                _ => (None, CerCount::default()),
+            }
+        };
+        let (rp, cp) = rate(pipeline.get(i));
+        let (rc, cc) = rate(cli.get(i));
+        cer_p.add(cp);
+        cer_c.add(cc);
+        worst_p = worst_p.max(rp.unwrap_or(0.0));
+        worst_c = worst_c.max(rc.unwrap_or(0.0));
+        let pct = |r: Option<f64>| r.map_or_else(|| "-".into(), |r| format!("{:.2}%", r * 100.0));
+        let cpu = |r: Option<&Reading>| r.map_or_else(|| "-".into(), |r| format!("{:.2}", r.cpu));
+        println!(
+            "{:<28} {:>6} {:>9} {:>9} {:>8} {:>8} {:>4} {:>6.2}",
+            p.id,
+            cp.truth_chars,
+            pct(rp),
+            pct(rc),
+            cpu(pipeline.get(i)),
+            cpu(cli.get(i)),
+            pipeline.get(i).map_or(0, |r| r.rotation),
+            pipeline.get(i).map_or(0.0, |r| r.skew)
+        );
+    }
+    let n = pages.len() as f64;
+    let cpu_p = pipeline.iter().map(|r| r.cpu).sum::<f64>() / n;
+    let rate1 = n / wall1;
+    let rate2 = n / wall2;
+    let pct = |c: &CerCount| c.rate().map_or_else(|| "-".into(), |r| format!("{:.2}%", r * 100.0));
+    let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
+    println!("\n{:<34} {:>12} {:>12}", "", "pipeline", "tesseract CLI");
+    println!("{:<34} {:>12} {:>12}", "CER over all pages", pct(&cer_p), if with_cli { pct(&cer_c) } else { "-".into() });
+    println!("{:<34} {:>11.2}% {:>11.2}%", "worst page CER", worst_p * 100.0, worst_c * 100.0);
+    if with_cli {
+        let cpu_c = cli.iter().map(|r| r.cpu).sum::<f64>() / n;
+        println!("{:<34} {:>12.2} {:>12.2}", "CPU-seconds per page", cpu_p, cpu_c);
+        println!("{:<34} {:>12.2}", "CPU ratio pipeline / CLI", cpu_p / cpu_c);
+        println!("target CPU per page <= 1.1 x CLI: {}", mark(cpu_p <= 1.1 * cpu_c));
+    } else {
+        println!("{:<34} {:>12.2}", "CPU-seconds per page", cpu_p);
+    }
+    println!("{:<34} {:>12.2}", "engine start-up CPU-seconds (once)", init_cpu);
+    println!("{:<34} {:>12.3}", "pages/s, 1 worker", rate1);
+    println!("{:<34} {:>12.3}", "pages/s, 2 workers", rate2);
+    println!("{:<34} {:>12.2}", "speed-up 2 workers / 1", rate2 / rate1);
+    println!("target CER <= 1.5%: {}", mark(cer_p.rate().unwrap_or(1.0) <= 0.015));
+    println!("target no page above 5% CER: {}", mark(worst_p <= 0.05));
+    println!("target 2 workers >= 1.8 x 1 worker: {}", mark(rate2 / rate1 >= 1.8));
+    Ok(())
+}

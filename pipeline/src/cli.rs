@@ -1,0 +1,335 @@
+//! Command-line interface: argument parsing, output formatting and exit codes. The only
+//! place (with `main.rs`) that uses `anyhow`.
+
+use crate::config::Config;
+use crate::intake::{expand_inputs, Intake, LetterReport, Reader};
+use crate::stages::ocr::OcrPool;
+use crate::store::{redact, Store};
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use xinfang_models::{CaseNo, IngestStatus};
+
+/// The configuration compiled into the binary, used when no config file is found.
+const DEFAULT_CONFIG: &str = include_str!("../../config/xinfang.toml");
+
+#[derive(Parser)]
+#[command(name = "xinfang", version, about = "Xinfang Intake: scanned petition letters in, registered cases out")]
+struct Cli {
+    /// Configuration file [default: config/xinfang.toml if present, else built-in defaults]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…) [default: SQLite file in the data directory]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    db: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register letters: files, or folders (expanded in name order; a sub-folder is one letter)
+    Ingest {
+        /// One JSON object per letter on stdout, in input order
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the normalised text of files (nothing is stored)
+    Ocr {
+        /// Write DIR/<file stem>.txt instead of printing
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show one case with its pages
+    Show {
+        case_no: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List registered cases, newest first
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration and print every problem
+    CheckConfig,
+    /// Benchmarks
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// OCR sample pages with the pipeline (1 and 2 workers) and with the plain tesseract CLI;
+    /// print CER and CPU-seconds per page side by side
+    Ocr {
+        /// Folder of ground truth files <stem>.p<N>.txt
+        #[arg(long, default_value = "samples/truth")]
+        truth: PathBuf,
+        /// Skip the tesseract CLI baseline
+        #[arg(long)]
+        no_cli: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Runs the command line and maps the outcome to an exit status: 0 success, 2 when some
+/// letter failed, 1 on a system error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("XINFANG_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => {
+            let default = Path::new("config/xinfang.toml");
+            if default.exists() {
+                Ok(Config::load(default)?)
+            } else {
+                Ok(Config::parse(DEFAULT_CONFIG, Path::new("<built-in config>"))?)
+            }
+        }
+    }
+}
+
+async fn open_store(cfg: &Config, db: Option<&str>) -> Result<Store> {
+    let url = db.map(str::to_string).unwrap_or_else(|| cfg.default_database_url());
+    Store::open(&url).await.with_context(|| format!("opening the case store at {}", redact(&url)))
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = Arc::new(load_config(cli.config.as_deref())?);
+    match cli.command {
+        Command::CheckConfig => {
+            println!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { json, paths } => {
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            let pool = OcrPool::start(&cfg.ocr, &cfg.limits, cfg.ocr.worker_count())?;
+            let intake = Intake::new(Arc::clone(&cfg), store.clone(), pool.clone());
+            let inputs = expand_inputs(&paths);
+            let bar = progress_bar(inputs.len() as u64, json);
+            let mut stdout = std::io::stdout().lock();
+            let reports = intake
+                .run(inputs, |r| {
+                    if let Some(err) = &r.error {
+                        bar.suspend(|| eprintln!("error: {}: {}", r.source, err));
+                    }
+                    if json {
+                        if let Ok(line) = serde_json::to_string(r) {
+                            let _ = writeln!(stdout, "{line}");
+                        }
+                    }
+                    bar.inc(1);
+                })
+                .await?;
+            bar.finish_and_clear();
+            pool.shutdown().await;
+            if !json {
+                print_ingest_table(&reports);
+            }
+            store.close().await;
+            let failed = reports.iter().any(|r| r.status == IngestStatus::Failed);
+            Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Ocr { out, files } => {
+            let pool = OcrPool::start(&cfg.ocr, &cfg.limits, cfg.ocr.worker_count())?;
+            let reader = Reader::new(Arc::clone(&cfg), pool.clone());
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let mut failed = false;
+            for file in files {
+                let bytes = match std::fs::read(&file) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        eprintln!("error: {}: cannot read: {e}", file.display());
+                        failed = true;
+                        continue;
+                    }
+                };
+                let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                match reader.read(vec![(name, bytes)]).await {
+                    Ok(letter) => {
+                        let text = letter.pages.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n\n");
+                        match &out {
+                            Some(dir) => {
+                                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+                                let target = dir.join(format!("{stem}.txt"));
+                                std::fs::write(&target, format!("{text}\n")).with_context(|| format!("writing {}", target.display()))?;
+                            }
+                            None => println!("{text}"),
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", file.display());
+                        failed = true;
+                    }
+                }
+            }
+            pool.shutdown().await;
+            Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+        }
+        Command::Show { case_no, json } => {
+            let no: CaseNo = case_no.parse()?;
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            let Some(detail) = store.show(&no).await? else {
+                bail!("no case {no}");
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                let s = &detail.summary;
+                println!("case        {}", s.case_no);
+                println!("status      {}", s.status);
+                println!("source      {}", s.source_name);
+                println!("format      {}  pages {}", s.format, s.page_count);
+                println!("confidence  {}", fmt_conf(s.ocr_confidence.map(|c| c as f32)));
+                println!("review      {}", if s.needs_review { "yes" } else { "no" });
+                println!("sha256      {}", detail.letter_sha256);
+                for (sha, name) in &detail.originals {
+                    println!("original    {name}  {sha}");
+                }
+                for p in &detail.pages {
+                    let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
+                    println!(
+                        "\n--- page {} ({}, confidence {}, rotation {}°, skew {:.2}°{}) ---",
+                        p.page_no,
+                        p.origin.as_str(),
+                        fmt_conf(p.confidence),
+                        p.rotation,
+                        p.skew_deg,
+                        if flags.is_empty() { String::new() } else { format!(", flags: {}", flags.join(" ")) }
+                    );
+                    println!("{}", p.text);
+                }
+                println!("\n--- history ---");
+                for (at, actor, action, detail) in &detail.events {
+                    println!("{}  {actor}  {action}  {detail}", fmt_time(*at));
+                }
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::List { limit, json } => {
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            let cases = store.list(limit).await?;
+            if json {
+                for c in &cases {
+                    println!("{}", serde_json::to_string(c)?);
+                }
+            } else {
+                println!("{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} source", "case", "status", "pages", "chars", "conf", "review", "received");
+                for c in &cases {
+                    println!(
+                        "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} {}",
+                        c.case_no,
+                        c.status,
+                        c.page_count,
+                        c.chars,
+                        fmt_conf(c.ocr_confidence.map(|v| v as f32)),
+                        if c.needs_review { "yes" } else { "" },
+                        fmt_time(c.received_at),
+                        c.source_name
+                    );
+                }
+                println!("{} case(s) shown, {} in the store", cases.len(), store.count().await?);
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: BenchCommand::Ocr { truth, no_cli, paths } } => {
+            crate::bench::ocr(&cfg, &paths, &truth, !no_cli).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = ProgressBar::with_draw_target(Some(len), if quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} letters, eta {eta}") {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn fmt_conf(c: Option<f32>) -> String {
+    c.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"))
+}
+
+fn fmt_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
+fn print_ingest_table(reports: &[LetterReport]) {
+    println!("{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} source / note", "#", "status", "case", "pages", "conf", "chars", "review");
+    for (i, r) in reports.iter().enumerate() {
+        let chars = r.text.as_ref().map(|t| t.chars().filter(|c| !c.is_whitespace()).count());
+        let note = match (&r.error, r.flags.is_empty()) {
+            (Some(e), _) => format!("{}  ({e})", r.source),
+            (None, false) => format!("{}  [{}]", r.source, r.flags.join(" ")),
+            (None, true) => r.source.clone(),
+        };
+        println!(
+            "{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} {}",
+            i + 1,
+            r.status.as_str(),
+            r.case_no.as_deref().unwrap_or("-"),
+            r.pages,
+            fmt_conf(r.ocr_confidence),
+            chars.map_or_else(|| "-".into(), |c| c.to_string()),
+            if r.review { "yes" } else { "" },
+            note
+        );
+    }
+    let count = |s: IngestStatus| reports.iter().filter(|r| r.status == s).count();
+    println!(
+        "{} letter(s): {} registered, {} duplicate, {} failed",
+        reports.len(),
+        count(IngestStatus::Registered),
+        count(IngestStatus::Duplicate),
+        count(IngestStatus::Failed)
+    );
+}

@@ -1,0 +1,186 @@
+//! Runtime configuration: `config/xinfang.toml` parsed into serde structs that deny unknown
+//! fields, then validated as a whole so that every problem is reported at once.
+//! Each stage receives only its own section. Secrets never live here.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use xinfang_models::{CaseNo, Channel};
+
+/// Problems loading or validating the configuration.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot parse config {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid config {path}:\n  - {}", problems.join("\n  - "))]
+    Invalid { path: PathBuf, problems: Vec<String> },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub numbering: NumberingConfig,
+    pub limits: Limits,
+    pub ocr: OcrConfig,
+}
+
+/// Where the store keeps its files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Originals, quarantine and the default SQLite file live below this directory.
+    pub data_dir: PathBuf,
+}
+
+/// How case numbers are made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NumberingConfig {
+    pub organ_code: String,
+    pub channel: Channel,
+}
+
+/// Bounds on hostile or broken input. Every limit is named in the error it causes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_file_bytes: u64,
+    pub max_letter_bytes: u64,
+    pub max_page_pixels: u64,
+    pub max_pages_per_letter: u32,
+    pub max_stream_bytes: u64,
+    pub max_text_bytes: u64,
+    pub letter_timeout_secs: u64,
+    pub page_ocr_timeout_secs: u64,
+}
+
+/// OCR engine and preprocessing settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcrConfig {
+    pub language: String,
+    pub tessdata_dir: String,
+    pub workers: usize,
+    pub low_confidence: f32,
+    pub min_skew_deg: f32,
+    pub max_skew_deg: f32,
+    pub orientation_retry_below: f32,
+}
+
+impl OcrConfig {
+    /// The number of OCR engines to run: the configured count, or one per core.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+impl Config {
+    /// Loads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let problems = cfg.problems();
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError::Invalid { path: path.to_path_buf(), problems })
+        }
+    }
+
+    /// Every validation problem, empty when the configuration is usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !CaseNo::valid_organ(&self.numbering.organ_code) {
+            p.push(format!(
+                "numbering.organ_code {:?} must be 1-16 ASCII letters or digits",
+                self.numbering.organ_code
+            ));
+        }
+        let l = &self.limits;
+        for (name, v) in [
+            ("limits.max_file_bytes", l.max_file_bytes),
+            ("limits.max_letter_bytes", l.max_letter_bytes),
+            ("limits.max_page_pixels", l.max_page_pixels),
+            ("limits.max_stream_bytes", l.max_stream_bytes),
+            ("limits.max_text_bytes", l.max_text_bytes),
+            ("limits.letter_timeout_secs", l.letter_timeout_secs),
+            ("limits.page_ocr_timeout_secs", l.page_ocr_timeout_secs),
+            ("limits.max_pages_per_letter", u64::from(l.max_pages_per_letter)),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} must be greater than 0"));
+            }
+        }
+        if l.max_page_pixels > 400_000_000 {
+            p.push("limits.max_page_pixels above 400000000 would let one page exhaust memory".into());
+        }
+        if l.max_file_bytes > l.max_letter_bytes {
+            p.push("limits.max_file_bytes must not exceed limits.max_letter_bytes".into());
+        }
+        let o = &self.ocr;
+        if o.language.trim().is_empty() {
+            p.push("ocr.language must name a traineddata, e.g. chi_sim".into());
+        }
+        for (name, v) in [
+            ("ocr.low_confidence", o.low_confidence),
+            ("ocr.orientation_retry_below", o.orientation_retry_below),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("{name} must be between 0 and 1, got {v}"));
+            }
+        }
+        if !(0.0..=15.0).contains(&o.max_skew_deg) || o.min_skew_deg < 0.0 || o.min_skew_deg > o.max_skew_deg {
+            p.push("ocr skew bounds must satisfy 0 <= min_skew_deg <= max_skew_deg <= 15".into());
+        }
+        p
+    }
+
+    /// The default database URL: an SQLite file in the data directory.
+    pub fn default_database_url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.store.data_dir.join("xinfang.db").display())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../config/xinfang.toml");
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let cfg = Config::parse(SHIPPED, Path::new("xinfang.toml")).expect("shipped config loads");
+        assert_eq!(cfg.numbering.channel, Channel::Letter);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let bad = SHIPPED
+            .replace("organ_code = \"QLX\"", "organ_code = \"Q-L\"")
+            .replace("low_confidence = 0.60", "low_confidence = 7.0");
+        let err = Config::parse(&bad, Path::new("x.toml")).expect_err("invalid config");
+        let msg = err.to_string();
+        assert!(msg.contains("organ_code") && msg.contains("low_confidence"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let bad = SHIPPED.replace("[ocr]", "[ocr]\nlangauge = \"eng\"");
+        assert!(matches!(Config::parse(&bad, Path::new("x.toml")), Err(ConfigError::Parse { .. })));
+    }
+}

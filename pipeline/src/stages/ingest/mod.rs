@@ -1,0 +1,134 @@
+//! Ingest: turns the bytes of one letter (one file, or the files of a sub-folder in name
+//! order) into pages: images that need OCR, or text that needs none.
+//!
+//! It detects each file's format from its bytes, never from its name, and enforces the
+//! configured limits (bytes, pixels per page, pages per letter, decoded bytes per stream)
+//! before it allocates for them. It never touches the disk or the database: the caller
+//! reads the files and stores the originals first.
+
+mod detect;
+mod pdf;
+mod raster;
+mod text;
+
+pub use detect::detect_format;
+
+use crate::config::Limits;
+use image::GrayImage;
+use thiserror::Error;
+use xinfang_models::InputFormat;
+
+/// One page as decoded from an original.
+#[derive(Debug)]
+pub enum PageContent {
+    /// Pixels to OCR (8-bit gray). A PDF page with several images gives several regions.
+    Image(Vec<GrayImage>),
+    /// Text that needs no OCR: a PDF text layer.
+    TextLayer(String),
+    /// An already-transcribed letter.
+    Transcript(String),
+    /// A page with nothing on it to read (a PDF page with neither text nor images).
+    Empty,
+}
+
+/// The decoded pages of one original file.
+#[derive(Debug)]
+pub struct DecodedFile {
+    pub format: InputFormat,
+    pub pages: Vec<PageContent>,
+}
+
+/// Why a document cannot be read. These are problems of the document (quarantine it and
+/// tell the user), never of the system.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("empty file (0 bytes)")]
+    Empty,
+    #[error("file is {bytes} bytes, over the limit of {limit} bytes (limits.max_file_bytes)")]
+    FileTooLarge { bytes: u64, limit: u64 },
+    #[error("letter is {bytes} bytes, over the limit of {limit} bytes (limits.max_letter_bytes)")]
+    LetterTooLarge { bytes: u64, limit: u64 },
+    #[error("not a supported format: {0} (accepted: PNG, JPEG, TIFF, PDF, UTF-8 text)")]
+    UnknownFormat(String),
+    #[error("cannot decode {format}: {reason}")]
+    Decode { format: InputFormat, reason: String },
+    #[error("page {page} is {width} x {height} pixels, over the limit of {limit} pixels per page (limits.max_page_pixels)")]
+    TooManyPixels { page: u32, width: u64, height: u64, limit: u64 },
+    #[error("more than {limit} pages (limits.max_pages_per_letter)")]
+    TooManyPages { limit: u32 },
+    #[error("pdf is encrypted; encrypted pdfs are not supported (ask the sender for an unprotected copy)")]
+    Encrypted,
+    #[error("pdf page tree is malformed: {0}")]
+    PageTree(String),
+    #[error("pdf stream decodes to more than {limit} bytes (limits.max_stream_bytes)")]
+    StreamTooLarge { limit: u64 },
+    #[error("pdf page {page}: {what} is not supported")]
+    Unsupported { page: u32, what: String },
+    #[error("text is {bytes} bytes, over the limit of {limit} bytes (limits.max_text_bytes)")]
+    TextTooLarge { bytes: u64, limit: u64 },
+    #[error("text is not valid UTF-8 (at byte {0}); save the letter as UTF-8")]
+    NotUtf8(usize),
+}
+
+/// Decodes the bytes of one original into pages, enforcing `limits`.
+/// `pages_before` is the number of pages the letter already has (folder letters), so that
+/// the page limit and page numbers in errors count the whole letter.
+pub fn decode(bytes: &[u8], limits: &Limits, pages_before: u32) -> Result<DecodedFile, IngestError> {
+    if bytes.is_empty() {
+        return Err(IngestError::Empty);
+    }
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(IngestError::FileTooLarge { bytes: bytes.len() as u64, limit: limits.max_file_bytes });
+    }
+    let format = detect_format(bytes)?;
+    let budget = PageBudget { limits, pages_before };
+    let pages = match format {
+        InputFormat::Png | InputFormat::Jpeg => {
+            budget.check_count(1)?;
+            vec![PageContent::Image(vec![raster::decode_single(bytes, format, &budget, 1)?])]
+        }
+        InputFormat::Tiff => raster::decode_tiff(bytes, &budget)?
+            .into_iter()
+            .map(|img| PageContent::Image(vec![img]))
+            .collect(),
+        InputFormat::Pdf => pdf::decode(bytes, &budget)?,
+        InputFormat::Text => {
+            budget.check_count(1)?;
+            vec![PageContent::Transcript(text::decode(bytes, limits)?)]
+        }
+    };
+    Ok(DecodedFile { format, pages })
+}
+
+/// The limits as they apply to the pages of one file within its letter.
+pub(crate) struct PageBudget<'a> {
+    pub limits: &'a Limits,
+    pub pages_before: u32,
+}
+
+impl PageBudget<'_> {
+    /// Fails when a file with `pages` pages would take the letter over the page limit.
+    pub fn check_count(&self, pages: u32) -> Result<(), IngestError> {
+        let limit = self.limits.max_pages_per_letter;
+        if self.pages_before.saturating_add(pages) > limit {
+            return Err(IngestError::TooManyPages { limit });
+        }
+        Ok(())
+    }
+
+    /// Fails when a page's declared size is over the pixel limit. `page` is 1-based in
+    /// the file; errors report it within the letter.
+    pub fn check_pixels(&self, page: u32, width: u64, height: u64) -> Result<(), IngestError> {
+        let limit = self.limits.max_page_pixels;
+        if width == 0 || height == 0 {
+            return Err(IngestError::Decode {
+                format: InputFormat::Png,
+                reason: format!("page {} has zero width or height", self.pages_before + page),
+            });
+        }
+        if width.saturating_mul(height) > limit {
+            return Err(IngestError::TooManyPixels { page: self.pages_before + page, width, height, limit });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,621 @@
+//! PDF originals, read with lopdf. A page with a real text layer gives its text (no OCR);
+//! an image-only page (the usual scanned PDF) gives its embedded images, decoded here:
+//! DCT (JPEG), Flate with PNG or TIFF predictors, CCITT G3/G4 and raw samples, in gray,
+//! RGB, CMYK, ICC-based and indexed colour spaces at 1, 2, 4, 8 or 16 bits.
+//!
+//! Hostile files are bounded: lopdf decodes object streams under `max_stream_bytes`, the
+//! page tree is walked with a visited set and a depth bound, every image's declared size is
+//! checked against the pixel limit before decoding, and a Flate stream may not inflate
+//! past what its declared image needs.
+
+use super::raster::{decode_single, paper_is_light};
+use super::{IngestError, PageBudget, PageContent};
+use image::GrayImage;
+use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Stream};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use xinfang_models::InputFormat;
+
+/// Deepest page tree we follow; real trees are a handful of levels.
+const MAX_TREE_DEPTH: usize = 64;
+/// Images smaller than this on either side are logos or rules, not page scans.
+const MIN_IMAGE_SIDE: u32 = 32;
+/// A text layer counts as real when it has at least this many readable characters.
+const MIN_TEXT_LAYER_CHARS: usize = 10;
+
+fn pdf_err(reason: impl std::fmt::Display) -> IngestError {
+    IngestError::Decode { format: InputFormat::Pdf, reason: reason.to_string() }
+}
+
+/// Decodes every page of a PDF.
+pub fn decode(bytes: &[u8], budget: &PageBudget<'_>) -> Result<Vec<PageContent>, IngestError> {
+    let stream_limit = usize::try_from(budget.limits.max_stream_bytes).unwrap_or(usize::MAX);
+    let options = LoadOptions { max_decompressed_size: Some(stream_limit), ..LoadOptions::default() };
+    let doc = Document::load_mem_with_options(bytes, options).map_err(|e| match e {
+        lopdf::Error::Decryption(_) | lopdf::Error::InvalidPassword => IngestError::Encrypted,
+        other if other.to_string().to_lowercase().contains("limit") => {
+            IngestError::StreamTooLarge { limit: budget.limits.max_stream_bytes }
+        }
+        other => pdf_err(other),
+    })?;
+    // lopdf decrypts files whose user password is empty; anything still encrypted is not ours to read.
+    if doc.is_encrypted() && !doc.was_encrypted() {
+        return Err(IngestError::Encrypted);
+    }
+    let page_ids = walk_page_tree(&doc, budget)?;
+    let numbers: HashMap<ObjectId, u32> = doc.get_pages().into_iter().map(|(n, id)| (id, n)).collect();
+    let mut pages = Vec::with_capacity(page_ids.len());
+    for (i, id) in page_ids.iter().enumerate() {
+        let page_no = i as u32 + 1;
+        if let Some(text) = numbers.get(id).and_then(|n| text_layer(&doc, *n, budget)) {
+            pages.push(PageContent::TextLayer(text));
+            continue;
+        }
+        let images = page_images(&doc, *id, budget, page_no)?;
+        pages.push(if images.is_empty() { PageContent::Empty } else { PageContent::Image(images) });
+    }
+    Ok(pages)
+}
+
+/// The page objects in document order. Refuses loops, over-deep trees and too many pages.
+fn walk_page_tree(doc: &Document, budget: &PageBudget<'_>) -> Result<Vec<ObjectId>, IngestError> {
+    let root = doc
+        .catalog()
+        .ok()
+        .and_then(|c| c.get(b"Pages").ok())
+        .and_then(|o| if let Object::Reference(id) = o { Some(*id) } else { None })
+        .ok_or_else(|| IngestError::PageTree("no page tree in the catalog".into()))?;
+    let mut pages = Vec::new();
+    let mut visited = HashSet::new();
+    visit(doc, root, 0, &mut visited, &mut pages, budget)?;
+    if pages.is_empty() {
+        return Err(IngestError::PageTree("the document has no pages".into()));
+    }
+    Ok(pages)
+}
+
+fn visit(
+    doc: &Document,
+    id: ObjectId,
+    depth: usize,
+    visited: &mut HashSet<ObjectId>,
+    pages: &mut Vec<ObjectId>,
+    budget: &PageBudget<'_>,
+) -> Result<(), IngestError> {
+    if depth > MAX_TREE_DEPTH {
+        return Err(IngestError::PageTree(format!("deeper than {MAX_TREE_DEPTH} levels")));
+    }
+    if !visited.insert(id) {
+        return Err(IngestError::PageTree(format!("page tree loops back to object {} {}", id.0, id.1)));
+    }
+    let dict = doc.get_dictionary(id).map_err(|e| IngestError::PageTree(format!("object {} {}: {e}", id.0, id.1)))?;
+    let is_page = matches!(dict.get(b"Type"), Ok(Object::Name(n)) if n == b"Page");
+    let kids = match dict.get(b"Kids").map(|k| deref(doc, k)) {
+        Ok(Object::Array(kids)) if !is_page => Some(kids),
+        _ => None,
+    };
+    match kids {
+        Some(kids) => {
+            for kid in kids {
+                if let Object::Reference(kid_id) = kid {
+                    visit(doc, *kid_id, depth + 1, visited, pages, budget)?;
+                }
+            }
+        }
+        None => {
+            pages.push(id);
+            budget.check_count(pages.len() as u32)?;
+        }
+    }
+    Ok(())
+}
+
+fn deref<'a>(doc: &'a Document, obj: &'a Object) -> &'a Object {
+    doc.dereference(obj).map(|(_, o)| o).unwrap_or(obj)
+}
+
+fn dict_of<'a>(doc: &'a Document, obj: &'a Object) -> Option<&'a Dictionary> {
+    match deref(doc, obj) {
+        Object::Dictionary(d) => Some(d),
+        Object::Stream(s) => Some(&s.dict),
+        _ => None,
+    }
+}
+
+fn int_of(doc: &Document, dict: &Dictionary, key: &[u8]) -> Option<i64> {
+    match dict.get(key).map(|o| deref(doc, o)) {
+        Ok(Object::Integer(i)) => Some(*i),
+        Ok(Object::Real(r)) => Some(*r as i64),
+        _ => None,
+    }
+}
+
+fn name_of<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'a [u8]> {
+    match dict.get(key).map(|o| deref(doc, o)) {
+        Ok(Object::Name(n)) => Some(n.as_slice()),
+        _ => None,
+    }
+}
+
+/// The page's text layer when it has real text (not just whitespace or unmapped glyphs).
+fn text_layer(doc: &Document, page_number: u32, budget: &PageBudget<'_>) -> Option<String> {
+    let limit = usize::try_from(budget.limits.max_text_bytes).unwrap_or(usize::MAX);
+    let text = doc.extract_text_with_limit(&[page_number], limit).ok()?;
+    let readable = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && *c != '\u{fffd}' && *c != '?')
+        .count();
+    (readable >= MIN_TEXT_LAYER_CHARS).then_some(text)
+}
+
+/// Decodes the images drawn on a page (directly or inside form XObjects), in resource order.
+fn page_images(doc: &Document, page: ObjectId, budget: &PageBudget<'_>, page_no: u32) -> Result<Vec<GrayImage>, IngestError> {
+    let Some(resources) = inherited_resources(doc, page) else {
+        return Ok(Vec::new());
+    };
+    let mut images = Vec::new();
+    let mut seen = HashSet::new();
+    collect_images(doc, resources, budget, page_no, 0, &mut seen, &mut images)?;
+    Ok(images)
+}
+
+/// Resources may be inherited from any ancestor in the page tree.
+fn inherited_resources(doc: &Document, page: ObjectId) -> Option<&Dictionary> {
+    let mut node = doc.get_dictionary(page).ok()?;
+    for _ in 0..MAX_TREE_DEPTH {
+        if let Some(res) = node.get(b"Resources").ok().and_then(|r| dict_of(doc, r)) {
+            return Some(res);
+        }
+        node = node.get(b"Parent").ok().and_then(|p| dict_of(doc, p))?;
+    }
+    None
+}
+
+fn collect_images(
+    doc: &Document,
+    resources: &Dictionary,
+    budget: &PageBudget<'_>,
+    page_no: u32,
+    depth: usize,
+    seen: &mut HashSet<ObjectId>,
+    out: &mut Vec<GrayImage>,
+) -> Result<(), IngestError> {
+    let Some(xobjects) = resources.get(b"XObject").ok().and_then(|x| dict_of(doc, x)) else {
+        return Ok(());
+    };
+    for (_, obj) in xobjects.iter() {
+        if let Object::Reference(id) = obj {
+            if !seen.insert(*id) {
+                continue;
+            }
+        }
+        let Object::Stream(stream) = deref(doc, obj) else { continue };
+        match name_of(doc, &stream.dict, b"Subtype") {
+            Some(b"Image") => {
+                if let Some(img) = decode_image(doc, stream, budget, page_no)? {
+                    out.push(img);
+                }
+            }
+            Some(b"Form") if depth < 4 => {
+                if let Some(res) = stream.dict.get(b"Resources").ok().and_then(|r| dict_of(doc, r)) {
+                    collect_images(doc, res, budget, page_no, depth + 1, seen, out)?;
+                }
+            }
+            _ => {}
+        }
+        if out.len() as u32 > budget.limits.max_pages_per_letter {
+            return Err(IngestError::Unsupported { page: budget.pages_before + page_no, what: "a page made of that many images".into() });
+        }
+    }
+    Ok(())
+}
+
+/// The colour spaces of images we can read.
+#[derive(Debug, Clone)]
+enum ColorSpace {
+    Gray,
+    Rgb,
+    Cmyk,
+    Indexed { base: Box<ColorSpace>, lookup: Vec<u8> },
+}
+
+impl ColorSpace {
+    fn components(&self) -> usize {
+        match self {
+            ColorSpace::Gray | ColorSpace::Indexed { .. } => 1,
+            ColorSpace::Rgb => 3,
+            ColorSpace::Cmyk => 4,
+        }
+    }
+
+    /// Gray value of one pixel given its components scaled to 0–255.
+    fn gray(&self, c: &[u32]) -> u8 {
+        match self {
+            ColorSpace::Gray => c[0] as u8,
+            ColorSpace::Rgb => ((c[0] * 299 + c[1] * 587 + c[2] * 114) / 1000) as u8,
+            ColorSpace::Cmyk => {
+                let k = 255 - c[3];
+                let rgb = [c[0], c[1], c[2]].map(|v| (255 - v) * k / 255);
+                ((rgb[0] * 299 + rgb[1] * 587 + rgb[2] * 114) / 1000) as u8
+            }
+            ColorSpace::Indexed { base, lookup } => {
+                let n = base.components();
+                let i = c[0] as usize * n;
+                match lookup.get(i..i + n) {
+                    Some(entry) => {
+                        let comps: Vec<u32> = entry.iter().map(|&b| u32::from(b)).collect();
+                        base.gray(&comps)
+                    }
+                    None => 255,
+                }
+            }
+        }
+    }
+}
+
+fn parse_color_space(doc: &Document, obj: &Object, stream_limit: usize, depth: u8) -> Result<ColorSpace, String> {
+    if depth > 3 {
+        return Err("colour space nests too deeply".into());
+    }
+    match deref(doc, obj) {
+        Object::Name(n) => match n.as_slice() {
+            b"DeviceGray" | b"G" | b"CalGray" => Ok(ColorSpace::Gray),
+            b"DeviceRGB" | b"RGB" | b"CalRGB" => Ok(ColorSpace::Rgb),
+            b"DeviceCMYK" | b"CMYK" => Ok(ColorSpace::Cmyk),
+            other => Err(format!("colour space {}", String::from_utf8_lossy(other))),
+        },
+        Object::Array(a) => {
+            let family = match a.first().map(|o| deref(doc, o)) {
+                Some(Object::Name(n)) => n.as_slice(),
+                _ => return Err("a colour space array without a name".into()),
+            };
+            match family {
+                b"ICCBased" => {
+                    let n = a.get(1).and_then(|s| dict_of(doc, s)).and_then(|d| int_of(doc, d, b"N"));
+                    match n {
+                        Some(1) => Ok(ColorSpace::Gray),
+                        Some(3) => Ok(ColorSpace::Rgb),
+                        Some(4) => Ok(ColorSpace::Cmyk),
+                        other => Err(format!("an ICC colour space with {other:?} components")),
+                    }
+                }
+                b"CalGray" => Ok(ColorSpace::Gray),
+                b"CalRGB" | b"Lab" => Ok(ColorSpace::Rgb),
+                b"Indexed" | b"I" => {
+                    let base = a.get(1).ok_or("indexed colour space without a base")?;
+                    let base = parse_color_space(doc, base, stream_limit, depth + 1)?;
+                    let lookup = match a.get(3).map(|o| deref(doc, o)) {
+                        Some(Object::String(bytes, _)) => bytes.clone(),
+                        Some(Object::Stream(s)) => s.decompressed_content_with_limit(stream_limit).map_err(|e| e.to_string())?,
+                        _ => return Err("indexed colour space without a lookup table".into()),
+                    };
+                    Ok(ColorSpace::Indexed { base: Box::new(base), lookup })
+                }
+                other => Err(format!("colour space {}", String::from_utf8_lossy(other))),
+            }
+        }
+        _ => Err("a malformed colour space".into()),
+    }
+}
+
+/// What an image stream declares about itself.
+struct ImageHeader {
+    width: u32,
+    height: u32,
+    bpc: u32,
+    color: ColorSpace,
+    /// `/Decode [1 0]`: sample values are inverted.
+    inverted: bool,
+}
+
+fn filters(doc: &Document, dict: &Dictionary) -> Vec<(Vec<u8>, Option<Dictionary>)> {
+    let names: Vec<Vec<u8>> = match dict.get(b"Filter").map(|f| deref(doc, f)) {
+        Ok(Object::Name(n)) => vec![n.clone()],
+        Ok(Object::Array(a)) => a
+            .iter()
+            .filter_map(|o| if let Object::Name(n) = deref(doc, o) { Some(n.clone()) } else { None })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let parms: Vec<Option<Dictionary>> = match dict.get(b"DecodeParms").or_else(|_| dict.get(b"DP")).map(|p| deref(doc, p)) {
+        Ok(Object::Dictionary(d)) => vec![Some(d.clone())],
+        Ok(Object::Array(a)) => a.iter().map(|o| dict_of(doc, o).cloned()).collect(),
+        _ => Vec::new(),
+    };
+    names.into_iter().enumerate().map(|(i, n)| (n, parms.get(i).cloned().flatten())).collect()
+}
+
+/// Decodes one image XObject to gray; `None` for images too small to be a page scan.
+fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_no: u32) -> Result<Option<GrayImage>, IngestError> {
+    let letter_page = budget.pages_before + page_no;
+    let unsupported = |what: String| IngestError::Unsupported { page: letter_page, what };
+    let dict = &stream.dict;
+    let (Some(width), Some(height)) = (int_of(doc, dict, b"Width"), int_of(doc, dict, b"Height")) else {
+        return Err(unsupported("an image without /Width and /Height".into()));
+    };
+    if width <= 0 || height <= 0 {
+        return Err(unsupported(format!("an image of {width} x {height} pixels")));
+    }
+    budget.check_pixels(page_no, width as u64, height as u64)?;
+    let (width, height) = (width as u32, height as u32);
+    if width < MIN_IMAGE_SIDE || height < MIN_IMAGE_SIDE {
+        return Ok(None);
+    }
+    let stream_limit = usize::try_from(budget.limits.max_stream_bytes).unwrap_or(usize::MAX);
+    let is_mask = matches!(dict.get(b"ImageMask").map(|o| deref(doc, o)), Ok(Object::Boolean(true)));
+    let color = if is_mask {
+        ColorSpace::Gray
+    } else {
+        match dict.get(b"ColorSpace") {
+            Ok(cs) => parse_color_space(doc, cs, stream_limit, 0).map_err(|e| unsupported(format!("{e} in an image")))?,
+            Err(_) => ColorSpace::Gray,
+        }
+    };
+    let bpc = if is_mask { 1 } else { int_of(doc, dict, b"BitsPerComponent").unwrap_or(8) as u32 };
+    if !matches!(bpc, 1 | 2 | 4 | 8 | 16) {
+        return Err(unsupported(format!("{bpc} bits per component")));
+    }
+    let inverted = match dict.get(b"Decode").map(|o| deref(doc, o)) {
+        Ok(Object::Array(a)) => matches!(a.first().map(|o| deref(doc, o)), Some(Object::Integer(1)))
+            || matches!(a.first().map(|o| deref(doc, o)), Some(Object::Real(r)) if *r >= 0.5),
+        _ => false,
+    };
+    let header = ImageHeader { width, height, bpc, color, inverted };
+
+    let chain = filters(doc, dict);
+    let mut data: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&stream.content);
+    for (i, (name, parms)) in chain.iter().enumerate() {
+        let last = i + 1 == chain.len();
+        match name.as_slice() {
+            b"FlateDecode" | b"Fl" => {
+                let needed = if last { raw_size(&header, parms.as_ref()) } else { stream_limit };
+                data = std::borrow::Cow::Owned(inflate(&data, needed, stream_limit, budget)?);
+                if let Some(p) = parms {
+                    data = std::borrow::Cow::Owned(unpredict(data.into_owned(), p, &header).map_err(|e| unsupported(e))?);
+                }
+            }
+            b"DCTDecode" | b"DCT" if last => {
+                let mut img = decode_single(&data, InputFormat::Jpeg, budget, page_no)?;
+                if header.inverted {
+                    img.as_mut().iter_mut().for_each(|v| *v = 255 - *v);
+                }
+                return Ok(Some(img));
+            }
+            b"CCITTFaxDecode" | b"CCF" if last => {
+                return ccitt(&data, parms.as_ref(), &header).map(Some).map_err(|e| unsupported(e));
+            }
+            other => {
+                let name = String::from_utf8_lossy(other);
+                return Err(unsupported(format!("the {name} image filter")));
+            }
+        }
+    }
+    samples_to_gray(&data, &header).map(Some).map_err(|e| unsupported(e))
+}
+
+/// Bytes of raw samples the image needs (plus one filter byte per row with PNG predictors).
+fn raw_size(h: &ImageHeader, parms: Option<&Dictionary>) -> usize {
+    let row = (h.width as usize * h.color.components() * h.bpc as usize).div_ceil(8);
+    let predictor_bytes = match parms.and_then(|p| p.get(b"Predictor").ok()) {
+        Some(Object::Integer(p)) if *p >= 10 => 1,
+        _ => 0,
+    };
+    (row + predictor_bytes) * h.height as usize
+}
+
+/// Inflates a zlib stream, refusing to produce more than the declared image needs (with a
+/// little slack) or more than `limit` bytes.
+fn inflate(data: &[u8], needed: usize, limit: usize, budget: &PageBudget<'_>) -> Result<Vec<u8>, IngestError> {
+    let cap = needed.saturating_add(needed / 8).saturating_add(64 * 1024).min(limit);
+    let mut out = Vec::with_capacity(needed.min(cap));
+    let mut decoder = flate2::read::ZlibDecoder::new(data).take(cap as u64 + 1);
+    let result = decoder.read_to_end(&mut out);
+    if out.len() > cap {
+        return Err(if cap >= limit {
+            IngestError::StreamTooLarge { limit: budget.limits.max_stream_bytes }
+        } else {
+            pdf_err(format!("a flate stream inflates past {cap} bytes, more than its image declares ({needed} bytes)"))
+        });
+    }
+    match result {
+        Ok(_) => Ok(out),
+        // Damaged trailers are common; keep what inflated when it is enough for the image.
+        Err(_) if out.len() >= needed => Ok(out),
+        Err(e) => Err(pdf_err(format!("a flate stream is corrupt: {e}"))),
+    }
+}
+
+/// Undoes PNG (10–15) and TIFF (2) predictors.
+fn unpredict(data: Vec<u8>, parms: &Dictionary, h: &ImageHeader) -> Result<Vec<u8>, String> {
+    let predictor = match parms.get(b"Predictor") {
+        Ok(Object::Integer(p)) => *p,
+        _ => 1,
+    };
+    let get = |k: &[u8], d: i64| match parms.get(k) {
+        Ok(Object::Integer(v)) => *v,
+        _ => d,
+    };
+    let colors = get(b"Colors", 1).clamp(1, 4) as usize;
+    let bpc = get(b"BitsPerComponent", i64::from(h.bpc)).clamp(1, 16) as usize;
+    let columns = get(b"Columns", i64::from(h.width)).clamp(1, 1 << 20) as usize;
+    let row = (columns * colors * bpc).div_ceil(8);
+    let bpp = (colors * bpc).div_ceil(8).max(1);
+    match predictor {
+        1 => Ok(data),
+        2 if bpc == 8 => {
+            let mut out = data;
+            for r in out.chunks_mut(row) {
+                for i in bpp..r.len() {
+                    r[i] = r[i].wrapping_add(r[i - bpp]);
+                }
+            }
+            Ok(out)
+        }
+        2 => Err(format!("TIFF predictor at {bpc} bits per component")),
+        10..=15 => {
+            let mut out = Vec::with_capacity(data.len());
+            let mut prev = vec![0u8; row];
+            for chunk in data.chunks(row + 1) {
+                if chunk.len() < row + 1 {
+                    break;
+                }
+                let (kind, src) = (chunk[0], &chunk[1..]);
+                let mut cur = vec![0u8; row];
+                for i in 0..row {
+                    let a = if i >= bpp { cur[i - bpp] } else { 0 };
+                    let b = prev[i];
+                    let c = if i >= bpp { prev[i - bpp] } else { 0 };
+                    cur[i] = src[i].wrapping_add(match kind {
+                        0 => 0,
+                        1 => a,
+                        2 => b,
+                        3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                        4 => paeth(a, b, c),
+                        k => return Err(format!("PNG predictor row type {k}")),
+                    });
+                }
+                out.extend_from_slice(&cur);
+                prev = cur;
+            }
+            Ok(out)
+        }
+        p => Err(format!("predictor {p}")),
+    }
+}
+
+fn paeth(a: u8, b: u8, c: u8) -> u8 {
+    let p = i16::from(a) + i16::from(b) - i16::from(c);
+    let (pa, pb, pc) = ((p - i16::from(a)).abs(), (p - i16::from(b)).abs(), (p - i16::from(c)).abs());
+    if pa <= pb && pa <= pc {
+        a
+    } else if pb <= pc {
+        b
+    } else {
+        c
+    }
+}
+
+/// Converts raw samples to 8-bit gray.
+fn samples_to_gray(data: &[u8], h: &ImageHeader) -> Result<GrayImage, String> {
+    let comps = h.color.components();
+    let bpc = h.bpc as usize;
+    let (w, ht) = (h.width as usize, h.height as usize);
+    let row = (w * comps * bpc).div_ceil(8);
+    if data.len() < row * ht {
+        return Err(format!("image data truncated ({} of {} bytes)", data.len(), row * ht));
+    }
+    let max = (1u32 << bpc) - 1;
+    let indexed = matches!(h.color, ColorSpace::Indexed { .. });
+    let mut out = Vec::with_capacity(w * ht);
+    let mut px = [0u32; 4];
+    for y in 0..ht {
+        let r = &data[y * row..(y + 1) * row];
+        for x in 0..w {
+            for (c, slot) in px.iter_mut().enumerate().take(comps) {
+                let idx = (x * comps + c) * bpc;
+                let v = match bpc {
+                    8 => u32::from(r[idx / 8]),
+                    16 => u32::from(r[idx / 8]) << 8 | u32::from(r[idx / 8 + 1]),
+                    _ => (u32::from(r[idx / 8]) >> (8 - bpc - idx % 8)) & max,
+                };
+                *slot = if indexed { v } else { v * 255 / max };
+            }
+            let g = h.color.gray(&px[..comps]);
+            out.push(if h.inverted { 255 - g } else { g });
+        }
+    }
+    let mut img = GrayImage::from_raw(h.width, h.height, out).ok_or("pixel buffer size mismatch")?;
+    if bpc == 1 {
+        paper_is_light(&mut img);
+    }
+    Ok(img)
+}
+
+/// Decodes CCITT fax data (G4, or G3 one-dimensional) to gray.
+fn ccitt(data: &[u8], parms: Option<&Dictionary>, h: &ImageHeader) -> Result<GrayImage, String> {
+    let get = |k: &[u8], d: i64| match parms.map(|p| p.get(k)) {
+        Some(Ok(Object::Integer(v))) => *v,
+        _ => d,
+    };
+    let flag = |k: &[u8]| matches!(parms.map(|p| p.get(k)), Some(Ok(Object::Boolean(true))));
+    let k = get(b"K", 0);
+    let columns = get(b"Columns", 1728);
+    let rows = get(b"Rows", i64::from(h.height));
+    let black_is_1 = flag(b"BlackIs1");
+    if columns != i64::from(h.width) {
+        return Err(format!("CCITT /Columns {columns} differing from the image width {}", h.width));
+    }
+    let width = u16::try_from(columns).map_err(|_| format!("CCITT images wider than 65535 pixels ({columns})"))?;
+    let height = u16::try_from(rows.max(1)).map_err(|_| format!("CCITT images taller than 65535 pixels ({rows})"))?;
+    if flag(b"EncodedByteAlign") {
+        return Err("CCITT data with EncodedByteAlign".into());
+    }
+    let mut out: Vec<u8> = Vec::with_capacity(usize::from(width) * usize::from(height));
+    let mut rows_done = 0u32;
+    let mut on_line = |transitions: &[u16]| {
+        if rows_done < u32::from(height) {
+            rows_done += 1;
+            out.extend(fax::decoder::pels(transitions, width).map(|c| {
+                let bit_is_1 = (c == fax::Color::Black) == black_is_1;
+                if bit_is_1 {
+                    255
+                } else {
+                    0
+                }
+            }));
+        }
+    };
+    let ok = if k < 0 {
+        fax::decoder::decode_g4(data.iter().copied(), width, Some(height), &mut on_line)
+    } else if k == 0 {
+        fax::decoder::decode_g3(data.iter().copied(), &mut on_line)
+    } else {
+        return Err("CCITT Group 3 two-dimensional (K > 0) data".into());
+    };
+    if ok.is_none() && rows_done == 0 {
+        return Err("corrupt CCITT data".into());
+    }
+    out.resize(usize::from(width) * usize::from(height), 255);
+    let mut img = GrayImage::from_raw(u32::from(width), u32::from(height), out).ok_or("pixel buffer size mismatch")?;
+    if h.inverted {
+        img.as_mut().iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    paper_is_light(&mut img);
+    Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(w: u32, h: u32, bpc: u32, color: ColorSpace) -> ImageHeader {
+        ImageHeader { width: w, height: h, bpc, color, inverted: false }
+    }
+
+    #[test]
+    fn png_up_predictor_is_undone() {
+        // Two rows of 3 gray pixels; the second row is encoded as "Up" (type 2) differences.
+        let data = vec![0, 10, 20, 30, 2, 1, 1, 1];
+        let mut parms = Dictionary::new();
+        parms.set("Predictor", 12);
+        parms.set("Columns", 3);
+        let out = unpredict(data, &parms, &header(3, 2, 8, ColorSpace::Gray)).expect("unpredict");
+        assert_eq!(out, vec![10, 20, 30, 11, 21, 31]);
+    }
+
+    #[test]
+    fn rgb_and_one_bit_samples_become_gray() {
+        let rgb = header(1, 1, 8, ColorSpace::Rgb);
+        assert_eq!(samples_to_gray(&[255, 255, 255], &rgb).expect("rgb").as_raw(), &vec![255]);
+        // 1-bit, 8 px: mostly white, one black pixel.
+        let bits = header(8, 1, 1, ColorSpace::Gray);
+        let img = samples_to_gray(&[0b1111_1110], &bits).expect("bits");
+        assert_eq!(img.as_raw(), &vec![255, 255, 255, 255, 255, 255, 255, 0]);
+    }
+
+    #[test]
+    fn truncated_samples_are_an_error() {
+        let gray = header(10, 10, 8, ColorSpace::Gray);
+        assert!(samples_to_gray(&[0; 50], &gray).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! The stages of the pipeline, each a small module with a narrow typed interface:
+//! `ingest` (bytes → pages), `preprocess` (page image → image fit for OCR), `ocr`
+//! (image → text, confidence and boxes), `normalize` (text → text Chinese stages can use).
+//! None of them touches the database or the data directory.
+
+pub mod ingest;
+pub mod normalize;
+pub mod ocr;
+pub mod preprocess;

@@ -1,0 +1,396 @@
+//! Page preprocessing before OCR, each step applied only when the page needs it, because a
+//! blunt correction ruins straight pages (measured: a global deskew took one straight page
+//! from 9 % to 85 % CER):
+//!
+//! - **blank detection**: a page with almost no ink is not OCR'd at all;
+//! - **quarter-turn orientation**: a page whose text lines run vertically (the gaps between
+//!   lines show in the column profile, not the row profile) is turned 90° clockwise; the OCR
+//!   stage then picks between that and the opposite turn by confidence;
+//! - **skew**: estimated by the projection-profile method on a reduced binary image (the
+//!   angle whose row profile is sharpest), corrected only when it is at least
+//!   `min_skew_deg` and clearly sharper than leaving the page alone;
+//! - **uneven light**: when the paper's brightness varies strongly across the page, the
+//!   page is divided by a smooth estimate of its background.
+//!
+//! Pure functions over `GrayImage`; no OCR, no I/O.
+
+use image::GrayImage;
+
+/// Reduction factor for the analysis image (300 dpi → 75 dpi: text lines stay resolved).
+const REDUCE: u32 = 4;
+/// Fraction of dark analysis pixels under which a page is blank.
+const BLANK_INK_FRACTION: f64 = 0.0008;
+/// The best skew angle must sharpen the profile by this factor over 0° to be corrected.
+const SKEW_GAIN: f64 = 1.08;
+/// Column gap fraction a page on its side shows at least (its text lines run vertically).
+const SIDEWAYS_MIN_GAPS: f64 = 0.15;
+/// Background variation (in gray levels) above which lighting is corrected.
+const UNEVEN_LIGHT_RANGE: u8 = 40;
+
+/// Settings the preprocess stage takes from `[ocr]`.
+#[derive(Debug, Clone, Copy)]
+pub struct PreprocessConfig {
+    pub min_skew_deg: f32,
+    pub max_skew_deg: f32,
+}
+
+/// What preprocessing found and did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub image: GrayImage,
+    pub blank: bool,
+    /// The text lines run vertically: the page lies on its side.
+    pub sideways: bool,
+    /// Skew corrected, in degrees (0 when left alone).
+    pub skew_deg: f32,
+    pub light_corrected: bool,
+}
+
+/// Prepares a page for OCR.
+pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
+    let small = reduce(&page, REDUCE);
+    let threshold = otsu(&small);
+    let ink = dark_points(&small, threshold);
+    let total = (small.width() * small.height()).max(1) as f64;
+    if (ink.len() as f64) / total < BLANK_INK_FRACTION {
+        return Prepared { image: page, blank: true, sideways: false, skew_deg: 0.0, light_corrected: false };
+    }
+    let (mut image, light_corrected) = match background(&small) {
+        Some(bg) => (flatten(&page, &bg), true),
+        None => (page, false),
+    };
+    // Text lines leave empty gaps between them across the page; characters leave only
+    // narrow ones. Compare the gaps of the best row profile with those of the best column
+    // profile, each at its own best angle so that skew does not hide them.
+    let rows = best_angle(&ink, small.height(), false, cfg);
+    let cols = best_angle(&ink, small.width(), true, cfg);
+    let row_gaps = gap_fraction(&profile(&ink, small.height(), rows.0, false));
+    let col_gaps = gap_fraction(&profile(&ink, small.width(), cols.0, true));
+    let sideways = col_gaps > SIDEWAYS_MIN_GAPS && col_gaps > 1.5 * row_gaps;
+    let (angle, straight_score, best_score) = if sideways {
+        image = image::imageops::rotate90(&image);
+        // Turning the page clockwise turns the column profile into the row profile.
+        (cols.0, cols.2, cols.1)
+    } else {
+        (rows.0, rows.2, rows.1)
+    };
+    let skew = if angle.abs() < f64::from(cfg.min_skew_deg) || best_score < straight_score * SKEW_GAIN { 0.0 } else { angle as f32 };
+    if skew != 0.0 {
+        image = rotate(&image, skew);
+    }
+    Prepared { image, blank: false, sideways, skew_deg: skew, light_corrected }
+}
+
+/// Box-averaged reduction by `f`.
+fn reduce(img: &GrayImage, f: u32) -> GrayImage {
+    let (w, h) = ((img.width() / f).max(1), (img.height() / f).max(1));
+    let raw = img.as_raw();
+    let stride = img.width() as usize;
+    let mut out = vec![0u8; (w * h) as usize];
+    for y in 0..h as usize {
+        for x in 0..w as usize {
+            let mut sum = 0u32;
+            let mut n = 0u32;
+            for dy in 0..f as usize {
+                let row = (y * f as usize + dy) * stride;
+                for dx in 0..f as usize {
+                    if let Some(v) = raw.get(row + x * f as usize + dx) {
+                        sum += u32::from(*v);
+                        n += 1;
+                    }
+                }
+            }
+            out[y * w as usize + x] = (sum / n.max(1)) as u8;
+        }
+    }
+    GrayImage::from_raw(w, h, out).unwrap_or_else(|| GrayImage::new(1, 1))
+}
+
+/// Otsu's threshold of a gray image.
+fn otsu(img: &GrayImage) -> u8 {
+    let mut hist = [0u64; 256];
+    for &v in img.as_raw() {
+        hist[v as usize] += 1;
+    }
+    let total: u64 = hist.iter().sum();
+    let sum_all: f64 = hist.iter().enumerate().map(|(i, &c)| i as f64 * c as f64).sum();
+    let (mut w_b, mut sum_b, mut best, mut best_t) = (0f64, 0f64, -1f64, 128u8);
+    for t in 0..256 {
+        w_b += hist[t] as f64;
+        if w_b == 0.0 {
+            continue;
+        }
+        let w_f = total as f64 - w_b;
+        if w_f == 0.0 {
+            break;
+        }
+        sum_b += t as f64 * hist[t] as f64;
+        let (m_b, m_f) = (sum_b / w_b, (sum_all - sum_b) / w_f);
+        let between = w_b * w_f * (m_b - m_f) * (m_b - m_f);
+        if between > best {
+            best = between;
+            best_t = t as u8;
+        }
+    }
+    best_t
+}
+
+/// Coordinates of dark pixels, relative to the image centre, ignoring a margin where scan
+/// edges and punch holes live.
+fn dark_points(img: &GrayImage, threshold: u8) -> Vec<(f32, f32)> {
+    let (w, h) = (img.width(), img.height());
+    let (mx, my) = (w / 25, h / 25);
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let mut pts = Vec::new();
+    for y in my..h.saturating_sub(my) {
+        for x in mx..w.saturating_sub(mx) {
+            if img.get_pixel(x, y).0[0] <= threshold.min(160) {
+                pts.push((x as f32 - cx, y as f32 - cy));
+            }
+        }
+    }
+    pts
+}
+
+/// Projection profile of `pts` rotated by `deg`: ink per row (or per column when
+/// `columns`), in bins one analysis pixel apart.
+fn profile(pts: &[(f32, f32)], extent: u32, deg: f64, columns: bool) -> Vec<u32> {
+    let (s, c) = (deg.to_radians().sin() as f32, deg.to_radians().cos() as f32);
+    let n = extent as usize * 2 + 2;
+    let offset = extent as f32;
+    let mut bins = vec![0u32; n];
+    for &(x, y) in pts {
+        let v = if columns { x * c + y * s } else { y * c - x * s };
+        let i = (v + offset).round();
+        if i >= 0.0 && (i as usize) < n {
+            bins[i as usize] += 1;
+        }
+    }
+    bins
+}
+
+/// Sharpness of a profile: the sum of squared differences between neighbouring bins. Text
+/// lines aligned with the bins give tall peaks and empty gaps, hence large differences.
+fn sharpness(bins: &[u32]) -> f64 {
+    bins.windows(2)
+        .map(|w| {
+            let d = f64::from(w[1]) - f64::from(w[0]);
+            d * d
+        })
+        .sum()
+}
+
+/// Fraction of (nearly) empty bins between the first and the last inked bin.
+fn gap_fraction(bins: &[u32]) -> f64 {
+    let (Some(first), Some(last)) = (bins.iter().position(|&b| b > 0), bins.iter().rposition(|&b| b > 0)) else {
+        return 0.0;
+    };
+    let span = &bins[first..=last];
+    let mean = span.iter().map(|&b| f64::from(b)).sum::<f64>() / span.len() as f64;
+    span.iter().filter(|&&b| f64::from(b) < 0.05 * mean).count() as f64 / span.len() as f64
+}
+
+/// The angle within ±`max_skew_deg` whose profile is sharpest: (angle, its sharpness, the
+/// sharpness at 0°). Coarse steps of 0.25°, then 0.025° around the best.
+fn best_angle(pts: &[(f32, f32)], extent: u32, columns: bool, cfg: &PreprocessConfig) -> (f64, f64, f64) {
+    let score = |d: f64| sharpness(&profile(pts, extent, d, columns));
+    let straight = score(0.0);
+    if pts.len() < 200 {
+        return (0.0, straight, straight);
+    }
+    let max = f64::from(cfg.max_skew_deg);
+    let mut best = (0.0f64, straight);
+    let steps = (max / 0.25).ceil() as i32;
+    for i in -steps..=steps {
+        let d = f64::from(i) * 0.25;
+        let s = score(d);
+        if s > best.1 {
+            best = (d, s);
+        }
+    }
+    let centre = best.0;
+    for i in -10..=10 {
+        let d = centre + f64::from(i) * 0.025;
+        if d.abs() <= max {
+            let s = score(d);
+            if s > best.1 {
+                best = (d, s);
+            }
+        }
+    }
+    (best.0, best.1, straight)
+}
+
+/// Rotates by `deg` about the centre with bilinear sampling; uncovered corners become white.
+pub fn rotate(img: &GrayImage, deg: f32) -> GrayImage {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let (s, c) = (f64::from(deg).to_radians().sin(), f64::from(deg).to_radians().cos());
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let src = img.as_raw();
+    let mut out = vec![255u8; src.len()];
+    let sample = |x: i64, y: i64| -> f64 {
+        if x < 0 || y < 0 || x >= w || y >= h {
+            255.0
+        } else {
+            f64::from(src[(y * w + x) as usize])
+        }
+    };
+    for y in 0..h {
+        let dy = y as f64 - cy;
+        for x in 0..w {
+            let dx = x as f64 - cx;
+            // Inverse mapping: where in the source does this output pixel come from?
+            let sx = dx * c - dy * s + cx;
+            let sy = dx * s + dy * c + cy;
+            let (x0, y0) = (sx.floor(), sy.floor());
+            let (fx, fy) = (sx - x0, sy - y0);
+            let (x0, y0) = (x0 as i64, y0 as i64);
+            let top = sample(x0, y0) * (1.0 - fx) + sample(x0 + 1, y0) * fx;
+            let bottom = sample(x0, y0 + 1) * (1.0 - fx) + sample(x0 + 1, y0 + 1) * fx;
+            out[(y * w + x) as usize] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    GrayImage::from_raw(img.width(), img.height(), out).unwrap_or_else(|| img.clone())
+}
+
+/// A smooth estimate of the paper's brightness on a coarse grid (one cell per 8×8 analysis
+/// pixels), or `None` when the lighting is even enough to leave alone.
+fn background(small: &GrayImage) -> Option<GrayImage> {
+    const CELL: u32 = 8;
+    let (gw, gh) = (small.width().div_ceil(CELL), small.height().div_ceil(CELL));
+    let mut grid = vec![0u8; (gw * gh) as usize];
+    let mut vals = Vec::with_capacity((CELL * CELL) as usize);
+    for gy in 0..gh {
+        for gx in 0..gw {
+            vals.clear();
+            for y in gy * CELL..((gy + 1) * CELL).min(small.height()) {
+                for x in gx * CELL..((gx + 1) * CELL).min(small.width()) {
+                    vals.push(small.get_pixel(x, y).0[0]);
+                }
+            }
+            vals.sort_unstable();
+            // The paper is the bright majority: a high percentile ignores the ink.
+            grid[(gy * gw + gx) as usize] = vals.get(vals.len() * 9 / 10).copied().unwrap_or(255);
+        }
+    }
+    // Smooth with a 5x5 median-of-maxima to ignore cells filled by dense text.
+    let mut smooth = grid.clone();
+    for gy in 0..gh as i64 {
+        for gx in 0..gw as i64 {
+            let mut win = Vec::with_capacity(25);
+            for dy in -2..=2 {
+                for dx in -2..=2 {
+                    let (x, y) = (gx + dx, gy + dy);
+                    if x >= 0 && y >= 0 && x < gw as i64 && y < gh as i64 {
+                        win.push(grid[(y * gw as i64 + x) as usize]);
+                    }
+                }
+            }
+            win.sort_unstable();
+            smooth[(gy * gw as i64 + gx) as usize] = win[win.len() * 3 / 4];
+        }
+    }
+    let (lo, hi) = smooth.iter().fold((255u8, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    if hi.saturating_sub(lo) < UNEVEN_LIGHT_RANGE || hi < 64 {
+        return None;
+    }
+    GrayImage::from_raw(gw, gh, smooth)
+}
+
+/// Divides the page by its background (bilinearly interpolated from the grid).
+fn flatten(page: &GrayImage, bg: &GrayImage) -> GrayImage {
+    let (w, h) = (page.width(), page.height());
+    let (sx, sy) = (bg.width() as f32 / w as f32, bg.height() as f32 / h as f32);
+    let mut out = page.clone();
+    let bgw = bg.width() as usize;
+    let braw = bg.as_raw();
+    for y in 0..h {
+        let gy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (bg.height() - 1) as f32);
+        let (y0, fy) = (gy.floor() as usize, gy.fract());
+        let y1 = (y0 + 1).min(bg.height() as usize - 1);
+        for x in 0..w {
+            let gx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (bg.width() - 1) as f32);
+            let (x0, fx) = (gx.floor() as usize, gx.fract());
+            let x1 = (x0 + 1).min(bgw - 1);
+            let at = |xx: usize, yy: usize| f32::from(braw[yy * bgw + xx]);
+            let b = (at(x0, y0) * (1.0 - fx) + at(x1, y0) * fx) * (1.0 - fy) + (at(x0, y1) * (1.0 - fx) + at(x1, y1) * fx) * fy;
+            let p = out.get_pixel_mut(x, y);
+            p.0[0] = (f32::from(p.0[0]) * 255.0 / b.max(16.0)).min(255.0) as u8;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic page laid out like Chinese print: 44 px "glyphs" 6 px apart on lines
+    /// 80 px apart, each glyph a few horizontal and vertical strokes at pseudo-random places
+    /// (real glyphs do not line up their strokes from one line to the next).
+    fn lined_page(w: u32, h: u32) -> GrayImage {
+        let mut img = GrayImage::from_pixel(w, h, image::Luma([250]));
+        let mut seed = 12345u32;
+        let mut next = |n: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (seed >> 16) % n
+        };
+        for line in 0..22 {
+            let top = 200 + line * 80;
+            for glyph in 0..((w - 400) / 50) {
+                let left = 200 + glyph * 50;
+                for _ in 0..3 {
+                    let (hy, vx) = (next(40), next(40));
+                    for d in 0..44 {
+                        for t in 0..4 {
+                            img.put_pixel(left + d, (top + hy + t).min(h - 1), image::Luma([20]));
+                            img.put_pixel(left + vx + t, (top + d).min(h - 1), image::Luma([20]));
+                        }
+                    }
+                }
+            }
+        }
+        img
+    }
+
+    const CFG: PreprocessConfig = PreprocessConfig { min_skew_deg: 0.4, max_skew_deg: 6.0 };
+
+    #[test]
+    fn straight_page_is_left_alone() {
+        let p = prepare(lined_page(1600, 2200), &CFG);
+        assert!(!p.blank && !p.sideways);
+        assert_eq!(p.skew_deg, 0.0);
+    }
+
+    #[test]
+    fn skewed_page_is_measured_and_corrected() {
+        let skewed = rotate(&lined_page(1600, 2200), 2.5);
+        let p = prepare(skewed, &CFG);
+        assert!((p.skew_deg + 2.5).abs() < 0.3, "estimated {}", p.skew_deg);
+    }
+
+    #[test]
+    fn blank_page_is_detected() {
+        let p = prepare(GrayImage::from_pixel(1200, 1600, image::Luma([240])), &CFG);
+        assert!(p.blank);
+    }
+
+    #[test]
+    fn sideways_page_is_detected() {
+        let page = image::imageops::rotate90(&lined_page(1600, 2200));
+        assert!(prepare(page, &CFG).sideways);
+    }
+
+    #[test]
+    fn uneven_light_is_flattened() {
+        let mut page = lined_page(1600, 2200);
+        for (x, _, p) in page.enumerate_pixels_mut() {
+            let shade = 1.0 - 0.45 * (x as f32 / 1600.0);
+            p.0[0] = (f32::from(p.0[0]) * shade) as u8;
+        }
+        let p = prepare(page, &CFG);
+        assert!(p.light_corrected);
+        // The dim right edge of the paper is bright again.
+        assert!(p.image.get_pixel(1500, 100).0[0] > 200, "{}", p.image.get_pixel(1500, 100).0[0]);
+    }
+}

@@ -1,0 +1,429 @@
+//! The case store: sqlx over SQLite (embedded default) or PostgreSQL, chosen by URL, with
+//! the migrations embedded in the binary; and the file store for originals and quarantine.
+//! Only this module writes, to the database or to the data directory.
+//!
+//! **Invariant:** a case is registered in one transaction (sequence number, case row,
+//! originals, pages, first event) or not at all.
+
+mod originals;
+
+pub use originals::{sha256, FileStore, FileStoreError};
+
+use serde::Serialize;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use thiserror::Error;
+use xinfang_models::{CaseNo, CaseStatus, Channel, InputFormat, PageText, Sha256Hex};
+
+/// Failures of the database: system problems, retried or reported, never blamed on a letter.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// An original file of a letter, already stored in the file store.
+#[derive(Debug, Clone)]
+pub struct StoredOriginal {
+    pub sha256: Sha256Hex,
+    pub file_name: String,
+    pub byte_len: u64,
+    pub format: InputFormat,
+    pub stored_path: String,
+}
+
+/// Everything needed to register a letter as a case.
+#[derive(Debug, Clone)]
+pub struct NewCase {
+    pub organ: String,
+    pub channel: Channel,
+    pub letter_sha256: Sha256Hex,
+    pub source_name: String,
+    pub format: InputFormat,
+    pub originals: Vec<StoredOriginal>,
+    pub pages: Vec<PageText>,
+    pub ocr_confidence: Option<f32>,
+    pub text: String,
+    pub needs_review: bool,
+    /// Unix milliseconds.
+    pub received_at: i64,
+}
+
+/// The outcome of `register`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    Registered(CaseNo),
+    /// The same letter was registered before, as this case.
+    Duplicate(CaseNo),
+}
+
+/// A case as the ledger lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseSummary {
+    pub case_no: String,
+    pub source_name: String,
+    pub format: String,
+    pub page_count: i64,
+    pub ocr_confidence: Option<f64>,
+    pub status: String,
+    pub needs_review: bool,
+    pub received_at: i64,
+    pub chars: usize,
+}
+
+/// A case with its pages and history.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDetail {
+    pub summary: CaseSummary,
+    pub letter_sha256: String,
+    pub text: String,
+    pub originals: Vec<(String, String)>,
+    pub pages: Vec<PageText>,
+    pub events: Vec<(i64, String, String, String)>,
+}
+
+/// The case store.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`), creating an SQLite file's folder
+    /// if needed, and applies the embedded migrations.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = std::path::Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+            }
+        }
+        let is_sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 4 } else { 8 })
+            .connect(url)
+            .await
+            .map_err(|source| StoreError::Open { url: redact(url), source })?;
+        if is_sqlite {
+            // WAL lets readers (list/show) work while a batch registers letters.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
+        sqlx::migrate!("pipeline/migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The case already registered for this letter digest, if any.
+    pub async fn find_letter(&self, sha: &Sha256Hex) -> Result<Option<CaseNo>, StoreError> {
+        let row = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
+            .bind(sha.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| parse_case_no(&r.try_get::<String, _>("case_no")?)).transpose()
+    }
+
+    /// Registers a letter as a new case with the next number for its organ, year and
+    /// channel, in one transaction. A letter whose digest is already registered (also by a
+    /// concurrent worker) is reported as a duplicate of that case.
+    pub async fn register(&self, new: &NewCase) -> Result<Registration, StoreError> {
+        match self.try_register(new).await {
+            Ok(r) => Ok(r),
+            Err(e) => match self.find_letter(&new.letter_sha256).await? {
+                // Lost a race on the unique digest: the other registration stands.
+                Some(existing) => Ok(Registration::Duplicate(existing)),
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn try_register(&self, new: &NewCase) -> Result<Registration, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(row) = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
+            .bind(new.letter_sha256.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            return Ok(Registration::Duplicate(parse_case_no(&row.try_get::<String, _>("case_no")?)?));
+        }
+        let now = now_ms();
+        let year = chrono::DateTime::from_timestamp_millis(new.received_at)
+            .map(|t| t.with_timezone(&chrono::Local).format("%Y").to_string())
+            .and_then(|y| y.parse::<i32>().ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
+        let channel = new.channel.code().to_string();
+        sqlx::query(
+            "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 0) \
+             ON CONFLICT (organ, year, channel) DO NOTHING",
+        )
+        .bind(&new.organ)
+        .bind(i64::from(year))
+        .bind(&channel)
+        .execute(&mut *tx)
+        .await?;
+        let seq: i64 = sqlx::query(
+            "UPDATE case_sequences SET last_seq = last_seq + 1 \
+             WHERE organ = $1 AND year = $2 AND channel = $3 RETURNING last_seq",
+        )
+        .bind(&new.organ)
+        .bind(i64::from(year))
+        .bind(&channel)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("last_seq")?;
+        let case_no = CaseNo {
+            organ: new.organ.clone(),
+            year,
+            channel: new.channel,
+            seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))?,
+        };
+        let no = case_no.to_string();
+        sqlx::query(
+            "INSERT INTO cases (case_no, organ, year, channel, seq, letter_sha256, source_name, format, \
+             page_count, ocr_confidence, text, status, needs_review, received_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&no)
+        .bind(&new.organ)
+        .bind(i64::from(year))
+        .bind(&channel)
+        .bind(seq)
+        .bind(new.letter_sha256.as_str())
+        .bind(&new.source_name)
+        .bind(new.format.as_str())
+        .bind(new.pages.len() as i64)
+        .bind(new.ocr_confidence.map(f64::from))
+        .bind(&new.text)
+        .bind(CaseStatus::Registered.as_str())
+        .bind(new.needs_review)
+        .bind(new.received_at)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (i, o) in new.originals.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(o.sha256.as_str())
+            .bind(o.byte_len as i64)
+            .bind(o.format.as_str())
+            .bind(&o.stored_path)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES ($1, $2, $3, $4)")
+                .bind(&no)
+                .bind(i as i64 + 1)
+                .bind(o.sha256.as_str())
+                .bind(&o.file_name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in &new.pages {
+            let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
+            let boxes = serde_json::json!({ "words": p.words, "lines": p.lines }).to_string();
+            sqlx::query(
+                "INSERT INTO pages (case_no, page_no, origin, text, confidence, rotation, skew_deg, flags, boxes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&no)
+            .bind(i64::from(p.page_no))
+            .bind(p.origin.as_str())
+            .bind(&p.text)
+            .bind(p.confidence.map(f64::from))
+            .bind(i64::from(p.rotation))
+            .bind(f64::from(p.skew_deg))
+            .bind(flags.join(","))
+            .bind(boxes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let detail = format!("{} page(s), format {}", new.pages.len(), new.format);
+        sqlx::query("INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES ($1, 1, $2, $3, $4, $5)")
+            .bind(&no)
+            .bind(now)
+            .bind("intake")
+            .bind(CaseStatus::Registered.as_str())
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Registration::Registered(case_no))
+    }
+
+    /// The most recent cases, newest first.
+    pub async fn list(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text \
+             FROM cases ORDER BY received_at DESC, case_no DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    /// A case with its originals, pages and events.
+    pub async fn show(&self, case_no: &CaseNo) -> Result<Option<CaseDetail>, StoreError> {
+        let no = case_no.to_string();
+        let Some(row) = sqlx::query(
+            "SELECT case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text, \
+             letter_sha256 FROM cases WHERE case_no = $1",
+        )
+        .bind(&no)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let originals = sqlx::query("SELECT sha256, file_name FROM case_originals WHERE case_no = $1 ORDER BY ordinal")
+            .bind(&no)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("sha256")?, r.try_get("file_name")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let pages = sqlx::query(
+            "SELECT page_no, origin, text, confidence, rotation, skew_deg, flags, boxes FROM pages \
+             WHERE case_no = $1 ORDER BY page_no",
+        )
+        .bind(&no)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(page_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+        let events = sqlx::query("SELECT at, actor, action, detail FROM case_events WHERE case_no = $1 ORDER BY seq")
+            .bind(&no)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get("at")?, r.try_get("actor")?, r.try_get("action")?, r.try_get("detail")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(Some(CaseDetail {
+            summary: summary(&row)?,
+            letter_sha256: row.try_get("letter_sha256")?,
+            text: row.try_get("text")?,
+            originals,
+            pages,
+            events,
+        }))
+    }
+
+    /// Number of registered cases.
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM cases").fetch_one(&self.pool).await?.try_get("n")?)
+    }
+
+    /// Closes the pool, flushing SQLite's write-ahead log.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_case_no(s: &str) -> Result<CaseNo, StoreError> {
+    s.parse().map_err(|e: xinfang_models::CaseNoError| StoreError::Corrupt(e.to_string()))
+}
+
+fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
+    let text: String = r.try_get("text")?;
+    Ok(CaseSummary {
+        case_no: r.try_get("case_no")?,
+        source_name: r.try_get("source_name")?,
+        format: r.try_get("format")?,
+        page_count: r.try_get("page_count")?,
+        ocr_confidence: r.try_get("ocr_confidence")?,
+        status: r.try_get("status")?,
+        needs_review: r.try_get("needs_review")?,
+        received_at: r.try_get("received_at")?,
+        chars: text.chars().filter(|c| !c.is_whitespace()).count(),
+    })
+}
+
+fn page_from_row(r: &AnyRow) -> Result<PageText, StoreError> {
+    use xinfang_models::{PageFlag, PageOrigin};
+    let origin = match r.try_get::<String, _>("origin")?.as_str() {
+        "ocr" => PageOrigin::Ocr,
+        "text_layer" => PageOrigin::TextLayer,
+        "transcript" => PageOrigin::Transcript,
+        other => return Err(StoreError::Corrupt(format!("page origin {other}"))),
+    };
+    let flags = r
+        .try_get::<String, _>("flags")?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|f| match f {
+            "blank" => Ok(PageFlag::Blank),
+            "low_confidence" => Ok(PageFlag::LowConfidence),
+            other => Err(StoreError::Corrupt(format!("page flag {other}"))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    #[derive(serde::Deserialize)]
+    struct Boxes {
+        words: Vec<xinfang_models::WordBox>,
+        lines: Vec<xinfang_models::LineBox>,
+    }
+    let boxes: Boxes = serde_json::from_str(&r.try_get::<String, _>("boxes")?).map_err(|e| StoreError::Corrupt(format!("page boxes: {e}")))?;
+    Ok(PageText {
+        page_no: u32::try_from(r.try_get::<i64, _>("page_no")?).unwrap_or(0),
+        origin,
+        text: r.try_get("text")?,
+        confidence: r.try_get::<Option<f64>, _>("confidence")?.map(|c| c as f32),
+        rotation: u16::try_from(r.try_get::<i64, _>("rotation")?).unwrap_or(0),
+        skew_deg: r.try_get::<f64, _>("skew_deg")? as f32,
+        words: boxes.words,
+        lines: boxes.lines,
+        flags,
+    })
+}
+
+/// The file path of an SQLite URL.
+fn sqlite_path(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| path.to_string())
+}
+
+/// A URL safe to print: the password, if any, replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+
+    #[test]
+    fn sqlite_paths_are_found() {
+        assert_eq!(sqlite_path("sqlite://data/x.db?mode=rwc").as_deref(), Some("data/x.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
+}

@@ -1,0 +1,178 @@
+//! The file side of the store: originals kept content-addressed by sha256 under
+//! `data_dir/originals/ab/cd/<digest>`, written once (temp file, fsync, rename) and never
+//! modified; and the quarantine folder, where an unreadable letter's files are copied with
+//! the reason in a file beside them.
+
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+use xinfang_models::Sha256Hex;
+
+/// Failures writing originals or quarantine files: system problems (disk full, permissions).
+#[derive(Debug, Error)]
+pub enum FileStoreError {
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> FileStoreError + '_ {
+    move |source| FileStoreError::Write { path: path.to_path_buf(), source }
+}
+
+/// The sha256 of some bytes.
+pub fn sha256(bytes: &[u8]) -> Sha256Hex {
+    Sha256Hex::from_digest(&Sha256::digest(bytes).into())
+}
+
+/// Content-addressed originals and the quarantine folder under one data directory.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+impl FileStore {
+    /// A file store under `data_dir` (created on first write).
+    pub fn new(data_dir: &Path) -> FileStore {
+        FileStore { root: data_dir.to_path_buf() }
+    }
+
+    /// Where the original with this digest lives.
+    pub fn original_path(&self, sha: &Sha256Hex) -> PathBuf {
+        let s = sha.as_str();
+        self.root.join("originals").join(&s[..2]).join(&s[2..4]).join(s)
+    }
+
+    /// The quarantine folder.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    /// Stores an original durably and returns its digest and path. Storing the same bytes
+    /// again is a no-op: the first copy is never rewritten.
+    pub fn put_original(&self, bytes: &[u8]) -> Result<(Sha256Hex, PathBuf), FileStoreError> {
+        let sha = sha256(bytes);
+        let path = self.original_path(&sha);
+        if path.exists() {
+            return Ok((sha, path));
+        }
+        let dir = path.parent().unwrap_or(&self.root).to_path_buf();
+        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let tmp = dir.join(format!(".{}.{}.tmp", sha.as_str(), std::process::id()));
+        write_durably(&tmp, bytes)?;
+        fs::rename(&tmp, &path).map_err(write_err(&path))?;
+        sync_dir(&dir);
+        Ok((sha, path))
+    }
+
+    /// Copies an unreadable letter's files into quarantine with a `.reason.txt` beside them.
+    /// Returns the path of the quarantined file or folder.
+    pub fn quarantine(
+        &self,
+        letter_sha: &Sha256Hex,
+        source: &str,
+        files: &[(String, &[u8])],
+        is_folder: bool,
+        reason: &str,
+    ) -> Result<PathBuf, FileStoreError> {
+        let dir = self.quarantine_dir();
+        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let base = Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        let name = format!("{}-{}", &letter_sha.as_str()[..12], sanitize(&base));
+        let target = dir.join(&name);
+        if let (false, [(_, bytes)]) = (is_folder, files) {
+            write_durably(&target, bytes)?;
+        } else {
+            fs::create_dir_all(&target).map_err(write_err(&target))?;
+            for (file_name, bytes) in files {
+                write_durably(&target.join(sanitize(file_name)), bytes)?;
+            }
+        }
+        let reason_path = dir.join(format!("{name}.reason.txt"));
+        let note = format!(
+            "source: {source}\nsha256: {letter_sha}\nquarantined_at: {}\nreason: {reason}\n",
+            chrono::Utc::now().to_rfc3339()
+        );
+        write_durably(&reason_path, note.as_bytes())?;
+        sync_dir(&dir);
+        Ok(target)
+    }
+    /// Quarantines a letter that could not be read into memory (over a size limit, say):
+    /// its files are copied by streaming, never loaded. Unreadable files are skipped; the
+    /// reason file names the source either way.
+    pub fn quarantine_paths(&self, source: &str, paths: &[PathBuf], is_folder: bool, reason: &str) -> Result<PathBuf, FileStoreError> {
+        let dir = self.quarantine_dir();
+        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let base = Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        let tag = sha256(format!("{source}\n{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).as_bytes());
+        let name = format!("{}-{}", &tag.as_str()[..12], sanitize(&base));
+        let target = dir.join(&name);
+        if is_folder {
+            fs::create_dir_all(&target).map_err(write_err(&target))?;
+        }
+        for p in paths {
+            let to = if is_folder { target.join(sanitize(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())) } else { target.clone() };
+            // A file that cannot be read cannot be copied; the reason file still records it.
+            if fs::copy(p, &to).is_ok() {
+                if let Ok(f) = fs::File::open(&to) {
+                    let _ = f.sync_all();
+                }
+            }
+        }
+        let note = format!("source: {source}\nquarantined_at: {}\nreason: {reason}\n", chrono::Utc::now().to_rfc3339());
+        write_durably(&dir.join(format!("{name}.reason.txt")), note.as_bytes())?;
+        sync_dir(&dir);
+        Ok(target)
+    }
+}
+
+/// A file name safe to create: path separators and control characters replaced.
+fn sanitize(name: &str) -> String {
+    let s: String = name.chars().map(|c| if c == '/' || c == '\\' || c.is_control() { '_' } else { c }).collect();
+    if s.is_empty() || s == "." || s == ".." {
+        "file".into()
+    } else {
+        s
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), FileStoreError> {
+    let mut f = fs::File::create(path).map_err(write_err(path))?;
+    f.write_all(bytes).map_err(write_err(path))?;
+    f.sync_all().map_err(write_err(path))
+}
+
+/// Makes a rename durable; a failure here is not worth failing the letter for.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn originals_are_content_addressed_and_written_once() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(tmp.path());
+        let (sha, path) = store.put_original(b"letter").expect("put");
+        assert_eq!(fs::read(&path).expect("read"), b"letter");
+        assert!(path.ends_with(sha.as_str()));
+        let (sha2, path2) = store.put_original(b"letter").expect("put again");
+        assert_eq!((sha, path), (sha2, path2));
+    }
+
+    #[test]
+    fn quarantine_keeps_bytes_and_reason() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = FileStore::new(tmp.path());
+        let sha = sha256(b"junk");
+        let q = store.quarantine(&sha, "in/bad.pdf", &[("bad.pdf".into(), b"junk")], false, "not a pdf").expect("quarantine");
+        assert_eq!(fs::read(&q).expect("read"), b"junk");
+        let reason = fs::read_to_string(format!("{}.reason.txt", q.display())).expect("reason");
+        assert!(reason.contains("not a pdf") && reason.contains("in/bad.pdf"));
+    }
+}

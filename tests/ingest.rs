@@ -1,0 +1,114 @@
+//! The spine end to end with real tesseract on the committed samples: scans and typed
+//! letters become numbered cases with their text; the same bytes again are a duplicate;
+//! `ocr`, `show` and `list` read what users expect. CER bounds use the ground truth.
+
+use crate::support::*;
+use xinfang::metrics::CerCount;
+
+fn truth(stem: &str, pages: u32) -> String {
+    (1..=pages)
+        .map(|p| std::fs::read_to_string(sample(&format!("truth/{stem}.p{p}.txt"))).expect("truth file"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_cer(text: &str, stem: &str, pages: u32, bound: f64) {
+    let cer = CerCount::of(text, &truth(stem, pages)).rate().expect("truth has text");
+    assert!(cer <= bound, "{stem}: CER {:.2}% above {:.1}%\n{text}", cer * 100.0, bound * 100.0);
+}
+
+#[test]
+fn scans_and_typed_letters_become_numbered_cases_and_repeats_are_duplicates() {
+    let s = Scratch::new();
+    let year = chrono::Local::now().format("%Y").to_string();
+    let png = sample("scans/l01_ming_clean.png");
+    let folder = sample("scans/l10_wenkai_folder");
+    let txt = sample("text/t03_fullwidth_gambling.txt");
+    let out = s.run(&["ingest", "--json", png.to_str().unwrap(), folder.to_str().unwrap(), txt.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = json_lines(&out);
+    assert_eq!(r.len(), 3);
+    for (i, report) in r.iter().enumerate() {
+        assert_eq!(report["status"], "registered", "{report}");
+        assert_eq!(report["case_no"], format!("QLX-{year}-X-{:06}", i + 1), "numbers follow input order");
+        assert_eq!(report["sha256"].as_str().map(str::len), Some(64));
+    }
+    assert_eq!(r[0]["source"], png.to_str().unwrap());
+    assert_eq!(r[0]["pages"], 1);
+    assert_eq!(r[1]["pages"], 2, "a sub-folder is one letter, its files are its pages");
+    let conf = r[0]["ocr_confidence"].as_f64().expect("scan has a confidence");
+    assert!(conf > 0.6 && conf <= 1.0, "{conf}");
+    assert!(r[2]["ocr_confidence"].is_null(), "typed letters are not OCR'd");
+    assert_cer(r[0]["text"].as_str().unwrap(), "l01_ming_clean", 1, 0.03);
+    assert_cer(r[1]["text"].as_str().unwrap(), "l10_wenkai_folder", 2, 0.05);
+    let typed = r[2]["text"].as_str().unwrap();
+    assert!(!typed.contains('２') && typed.contains("2024"), "full-width digits are folded: {typed}");
+
+    // The same bytes again register nothing new.
+    let again = s.run(&["ingest", "--json", png.to_str().unwrap()]);
+    assert!(again.status.success());
+    let a = json_lines(&again);
+    assert_eq!(a[0]["status"], "duplicate");
+    assert_eq!(a[0]["case_no"], r[0]["case_no"]);
+
+    // The originals are kept content-addressed.
+    let sha = r[0]["sha256"].as_str().unwrap();
+    let kept = s.data().join("originals").join(&sha[..2]).join(&sha[2..4]).join(sha);
+    assert_eq!(std::fs::read(kept).expect("original stored"), std::fs::read(&png).unwrap());
+
+    let list = s.run(&["list"]);
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(listing.contains("3 in the store"), "{listing}");
+    let show = s.run(&["show", r[1]["case_no"].as_str().unwrap()]);
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(show.status.success() && shown.contains("--- page 2"), "{shown}");
+    assert!(shown.contains("page-01.png") && shown.contains("page-02.jpg"), "originals listed in page order: {shown}");
+}
+
+#[test]
+fn table_output_is_readable_and_counts_outcomes() {
+    let s = Scratch::new();
+    let txt = sample("text/t01_dibao_online.txt");
+    s.write("bad.pdf", b"<html>not a pdf</html>");
+    let out = s.run(&["ingest", txt.to_str().unwrap(), "bad.pdf"]);
+    assert_eq!(out.status.code(), Some(2));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("registered") && table.contains("failed"), "{table}");
+    assert!(table.contains("2 letter(s): 1 registered, 0 duplicate, 1 failed"), "{table}");
+}
+
+#[test]
+fn pdf_variants_and_tiffs_are_read() {
+    // DCT, Flate with PNG predictors (one page upside down), CCITT G4, a real text layer,
+    // multi-page G4 TIFF.
+    let s = Scratch::new();
+    let outdir = s.path().join("out");
+    let files = ["l07_kaitim_dct.pdf", "l08_ming_flate.pdf", "l09_kai_ccitt.pdf", "l12_online_form_text.pdf", "l04_song_g4.tif"];
+    let mut args = vec!["ocr".to_string(), "--out".into(), outdir.display().to_string()];
+    args.extend(files.iter().map(|f| sample(&format!("scans/{f}")).display().to_string()));
+    let out = s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let read = |stem: &str| std::fs::read_to_string(outdir.join(format!("{stem}.txt"))).expect("ocr output");
+    assert_cer(&read("l07_kaitim_dct"), "l07_kaitim_dct", 3, 0.05);
+    assert_cer(&read("l08_ming_flate"), "l08_ming_flate", 2, 0.05);
+    assert_cer(&read("l09_kai_ccitt"), "l09_kai_ccitt", 2, 0.05);
+    assert_cer(&read("l12_online_form_text"), "l12_online_form_text", 1, 0.01);
+    assert_cer(&read("l04_song_g4"), "l04_song_g4", 2, 0.05);
+}
+
+#[test]
+fn sideways_and_skewed_scans_are_straightened() {
+    let s = Scratch::new();
+    let rot = sample("scans/l06_notoserif_rot90.png");
+    let poor = sample("scans/l03_hei_poor.jpg");
+    let out = s.run(&["ingest", "--json", rot.to_str().unwrap(), poor.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = json_lines(&out);
+    assert_cer(r[0]["text"].as_str().unwrap(), "l06_notoserif_rot90", 1, 0.05);
+    assert_cer(r[1]["text"].as_str().unwrap(), "l03_hei_poor", 1, 0.05);
+    let show = s.run(&["show", "--json", r[0]["case_no"].as_str().unwrap()]);
+    let detail: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
+    let rotation = detail["pages"][0]["rotation"].as_u64().unwrap();
+    assert!(rotation == 90 || rotation == 270, "rotated page turned upright: {rotation}");
+    assert!(!detail["pages"][0]["words"].as_array().unwrap().is_empty(), "word boxes kept for review");
+}

@@ -1,0 +1,164 @@
+//! Shared helpers: running the `xinfang` binary in a scratch directory, and building the
+//! small hostile files the bad-input tests need.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// A scratch working directory with its own data directory (and so its own SQLite store).
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    /// Writes a file below the scratch directory and returns its path.
+    pub fn write(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, bytes).expect("write");
+        p
+    }
+
+    /// Runs `xinfang ARGS` with the shipped config and this scratch's data directory.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let config = self.path().join("xinfang.toml");
+        if !config.exists() {
+            let shipped = std::fs::read_to_string(repo().join("config/xinfang.toml")).expect("shipped config");
+            let data = self.data();
+            let text = shipped.replace("data_dir = \"data\"", &format!("data_dir = {:?}", data.display().to_string()));
+            std::fs::write(&config, text).expect("write config");
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_xinfang"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("run xinfang")
+    }
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A sample file by its path below samples/.
+pub fn sample(rel: &str) -> PathBuf {
+    repo().join("samples").join(rel)
+}
+
+/// Parses `--json` output: one object per line.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A PNG file of a gray image.
+pub fn png_bytes(img: &image::GrayImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    out.into_inner()
+}
+
+/// A PNG with only a header chunk claiming `w` x `h` pixels and a token of data.
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &zlib(&[0u8; 1024]));
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+pub fn zlib(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(data).expect("deflate");
+    enc.finish().expect("deflate")
+}
+
+/// A minimal PDF from numbered object bodies (object 1 must be the catalog), with a correct
+/// cross-reference table; `trailer_extra` is added to the trailer dictionary.
+pub fn pdf(objects: &[Vec<u8>], trailer_extra: &str) -> Vec<u8> {
+    let mut out = b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!("trailer\n<< /Size {} /Root 1 0 R {trailer_extra} >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).as_bytes(),
+    );
+    out
+}
+
+/// A stream object body.
+pub fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
+    b.extend_from_slice(data);
+    b.extend_from_slice(b"\nendstream");
+    b
+}
+
+/// A one-page PDF whose page draws one image XObject (object 4).
+pub fn pdf_with_image(image_dict: &str, data: &[u8]) -> Vec<u8> {
+    pdf(
+        &[
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im0 4 0 R >> >> /Contents 5 0 R >>".to_vec(),
+            stream(&format!("/Type /XObject /Subtype /Image {image_dict}"), data),
+            stream("", b"q 595 0 0 842 0 0 cm /Im0 Do Q"),
+        ],
+        "",
+    )
+}
+
+/// A multi-page TIFF of `pages` small gray pages.
+pub fn tiff_pages(pages: usize) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut out).expect("tiff encoder");
+        let px = vec![255u8; 64 * 64];
+        for _ in 0..pages {
+            enc.write_image::<tiff::encoder::colortype::Gray8>(64, 64, &px).expect("tiff page");
+        }
+    }
+    out.into_inner()
+}

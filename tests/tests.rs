@@ -1,0 +1,6 @@
+//! Integration tests: one binary, modules listed here, shared helpers in `support`.
+
+mod bad_input;
+mod ingest;
+mod store;
+mod support;
