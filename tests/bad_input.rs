@@ -9,7 +9,8 @@ fn hostile_files(s: &Scratch) -> Vec<(&'static str, &'static str)> {
     s.write("in/01-empty.png", b"");
     let jpeg = std::fs::read(sample("scans/l02_kai_mild.jpg")).expect("sample jpeg");
     s.write("in/02-truncated.jpg", &jpeg[..jpeg.len() / 3]);
-    let page = image::GrayImage::from_fn(400, 300, |x, y| image::Luma([if (x / 7 + y / 5) % 3 == 0 { 0 } else { 255 }]));
+    let page =
+        image::GrayImage::from_fn(400, 300, |x, y| image::Luma([if (x / 7 + y / 5) % 3 == 0 { 0 } else { 255 }]));
     let png = png_bytes(&page);
     s.write("in/03-truncated.png", &png[..png.len() / 2]);
     s.write("in/04-page.pdf", b"<!DOCTYPE html>\n<html><head><title>404</title></head><body>Not found</body></html>\n");
@@ -25,7 +26,10 @@ fn hostile_files(s: &Scratch) -> Vec<(&'static str, &'static str)> {
         "",
     );
     s.write("in/07-looping-tree.pdf", &looping);
-    s.write("in/08-huge-image.pdf", &pdf_with_image("/Width 100000 /Height 100000 /ColorSpace /DeviceGray /BitsPerComponent 8", b"x"));
+    s.write(
+        "in/08-huge-image.pdf",
+        &pdf_with_image("/Width 100000 /Height 100000 /ColorSpace /DeviceGray /BitsPerComponent 8", b"x"),
+    );
     // 300 MB of zeros compress to about 300 kB: the image declares 1000 x 1000 pixels.
     let bomb = {
         use std::io::Write;
@@ -38,7 +42,10 @@ fn hostile_files(s: &Scratch) -> Vec<(&'static str, &'static str)> {
     };
     s.write(
         "in/09-flate-bomb.pdf",
-        &pdf_with_image("/Width 1000 /Height 1000 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode", &bomb),
+        &pdf_with_image(
+            "/Width 1000 /Height 1000 /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode",
+            &bomb,
+        ),
     );
     s.write("in/10-many-pages.tif", &tiff_pages(300));
     let encrypted = pdf(
@@ -82,7 +89,10 @@ fn each_hostile_file_fails_alone_and_is_quarantined() {
         assert!(report["source"].as_str().unwrap_or("").ends_with(name), "order: {report}");
         assert_eq!(report["status"], "failed", "{name}: {report}");
         let error = report["error"].as_str().unwrap_or("");
-        assert!(error.to_lowercase().contains(&reason.to_lowercase()), "{name}: error {error:?} should mention {reason:?}");
+        assert!(
+            error.to_lowercase().contains(&reason.to_lowercase()),
+            "{name}: error {error:?} should mention {reason:?}"
+        );
         let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(name)).collect();
         assert_eq!(lines.len(), 1, "exactly one error line names {name}:\n{stderr}");
         assert!(lines[0].starts_with("error: "), "{}", lines[0]);

@@ -21,10 +21,19 @@ fn assert_cer(text: &str, stem: &str, pages: u32, bound: f64) {
 fn scans_and_typed_letters_become_numbered_cases_and_repeats_are_duplicates() {
     let s = Scratch::new();
     let year = chrono::Local::now().format("%Y").to_string();
+    // A mailroom batch folder: a scan, a letter scanned page by page (a sub-folder), a typed letter.
     let png = sample("scans/l01_ming_clean.png");
-    let folder = sample("scans/l10_wenkai_folder");
     let txt = sample("text/t03_fullwidth_gambling.txt");
-    let out = s.run(&["ingest", "--json", png.to_str().unwrap(), folder.to_str().unwrap(), txt.to_str().unwrap()]);
+    s.write("batch/01-scan.png", &std::fs::read(&png).unwrap());
+    for page in ["page-01.png", "page-02.jpg"] {
+        s.write(
+            &format!("batch/02-letter/{page}"),
+            &std::fs::read(sample(&format!("scans/l10_wenkai_folder/{page}"))).unwrap(),
+        );
+    }
+    s.write("batch/03-typed.txt", &std::fs::read(&txt).unwrap());
+    s.write("batch/.hidden-scan.png", &std::fs::read(&png).unwrap());
+    let out = s.run(&["ingest", "--json", "batch"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = json_lines(&out);
     assert_eq!(r.len(), 3);
@@ -33,7 +42,7 @@ fn scans_and_typed_letters_become_numbered_cases_and_repeats_are_duplicates() {
         assert_eq!(report["case_no"], format!("QLX-{year}-X-{:06}", i + 1), "numbers follow input order");
         assert_eq!(report["sha256"].as_str().map(str::len), Some(64));
     }
-    assert_eq!(r[0]["source"], png.to_str().unwrap());
+    assert!(r[0]["source"].as_str().unwrap().ends_with("01-scan.png"), "{}", r[0]);
     assert_eq!(r[0]["pages"], 1);
     assert_eq!(r[1]["pages"], 2, "a sub-folder is one letter, its files are its pages");
     let conf = r[0]["ocr_confidence"].as_f64().expect("scan has a confidence");
@@ -46,6 +55,7 @@ fn scans_and_typed_letters_become_numbered_cases_and_repeats_are_duplicates() {
 
     // The same bytes again register nothing new.
     let again = s.run(&["ingest", "--json", png.to_str().unwrap()]);
+    // (the same bytes under another name and path)
     assert!(again.status.success());
     let a = json_lines(&again);
     assert_eq!(a[0]["status"], "duplicate");
@@ -83,7 +93,13 @@ fn pdf_variants_and_tiffs_are_read() {
     // multi-page G4 TIFF.
     let s = Scratch::new();
     let outdir = s.path().join("out");
-    let files = ["l07_kaitim_dct.pdf", "l08_ming_flate.pdf", "l09_kai_ccitt.pdf", "l12_online_form_text.pdf", "l04_song_g4.tif"];
+    let files = [
+        "l07_kaitim_dct.pdf",
+        "l08_ming_flate.pdf",
+        "l09_kai_ccitt.pdf",
+        "l12_online_form_text.pdf",
+        "l04_song_g4.tif",
+    ];
     let mut args = vec!["ocr".to_string(), "--out".into(), outdir.display().to_string()];
     args.extend(files.iter().map(|f| sample(&format!("scans/{f}")).display().to_string()));
     let out = s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());

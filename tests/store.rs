@@ -10,7 +10,8 @@ fn new_case(seed: &str) -> NewCase {
     page.confidence = Some(0.42);
     page.flags = vec![PageFlag::LowConfidence];
     page.lines = vec![LineBox { bbox: BoundingBox { x: 1, y: 2, w: 3, h: 4 } }];
-    page.words = vec![WordBox { text: "关于".into(), conf: 0.9, bbox: BoundingBox { x: 1, y: 2, w: 3, h: 4 }, line: 0 }];
+    page.words =
+        vec![WordBox { text: "关于".into(), conf: 0.9, bbox: BoundingBox { x: 1, y: 2, w: 3, h: 4 }, line: 0 }];
     NewCase {
         organ: "QLX".into(),
         channel: Channel::Letter,

@@ -27,9 +27,11 @@ impl InputFormat {
         }
     }
 
-    /// Whether pages in this format are images that need OCR (a PDF may also carry text).
-    pub fn is_raster(self) -> bool {
-        matches!(self, InputFormat::Png | InputFormat::Jpeg | InputFormat::Tiff)
+    /// Parses the stored name.
+    pub fn parse(s: &str) -> Option<InputFormat> {
+        [InputFormat::Png, InputFormat::Jpeg, InputFormat::Tiff, InputFormat::Pdf, InputFormat::Text]
+            .into_iter()
+            .find(|f| f.as_str() == s)
     }
 }
 

@@ -1,5 +1,6 @@
 -- Xinfang Intake case store. Written once for SQLite (the embedded default) and
--- PostgreSQL: only BIGINT, TEXT, DOUBLE PRECISION and BOOLEAN columns, no autoincrement
+-- PostgreSQL: only BIGINT, TEXT and DOUBLE PRECISION columns (flags are BIGINT 0/1: sqlx's
+-- Any driver cannot decode SQLite booleans), no autoincrement
 -- (keys are case numbers, digests and ordinals the application assigns), timestamps as
 -- Unix milliseconds.
 
@@ -27,7 +28,7 @@ CREATE TABLE cases (
     ocr_confidence DOUBLE PRECISION,
     text           TEXT    NOT NULL,
     status         TEXT    NOT NULL,
-    needs_review   BOOLEAN NOT NULL,
+    needs_review   BIGINT  NOT NULL,
     received_at    BIGINT  NOT NULL,
     created_at     BIGINT  NOT NULL,
     updated_at     BIGINT  NOT NULL,

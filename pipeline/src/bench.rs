@@ -38,7 +38,10 @@ fn collect_pages(cfg: &Config, paths: &[PathBuf], truth_dir: &Path) -> Result<Ve
     for input in expand_inputs(paths) {
         let stem = input.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let files: Vec<PathBuf> = if input.is_folder {
-            let mut f: Vec<PathBuf> = std::fs::read_dir(&input.path)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            let mut f: Vec<PathBuf> = std::fs::read_dir(&input.path)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
             f.sort();
             f
         } else {
@@ -130,7 +133,10 @@ pub async fn ocr(cfg: &Config, paths: &[PathBuf], truth_dir: &Path, with_cli: bo
         let _ = std::fs::remove_dir_all(&tmp);
     }
 
-    println!("\n{:<28} {:>6} {:>9} {:>9} {:>8} {:>8} {:>4} {:>6}", "page", "chars", "CER pipe", "CER cli", "CPU pipe", "CPU cli", "rot", "skew");
+    println!(
+        "\n{:<28} {:>6} {:>9} {:>9} {:>8} {:>8} {:>4} {:>6}",
+        "page", "chars", "CER pipe", "CER cli", "CPU pipe", "CPU cli", "rot", "skew"
+    );
     let (mut cer_p, mut cer_c) = (CerCount::default(), CerCount::default());
     let (mut worst_p, mut worst_c) = (0.0f64, 0.0f64);
     for (i, p) in pages.iter().enumerate() {
@@ -171,7 +177,12 @@ pub async fn ocr(cfg: &Config, paths: &[PathBuf], truth_dir: &Path, with_cli: bo
     let pct = |c: &CerCount| c.rate().map_or_else(|| "-".into(), |r| format!("{:.2}%", r * 100.0));
     let mark = |ok: bool| if ok { "ok" } else { "MISSED" };
     println!("\n{:<34} {:>12} {:>12}", "", "pipeline", "tesseract CLI");
-    println!("{:<34} {:>12} {:>12}", "CER over all pages", pct(&cer_p), if with_cli { pct(&cer_c) } else { "-".into() });
+    println!(
+        "{:<34} {:>12} {:>12}",
+        "CER over all pages",
+        pct(&cer_p),
+        if with_cli { pct(&cer_c) } else { "-".into() }
+    );
     println!("{:<34} {:>11.2}% {:>11.2}%", "worst page CER", worst_p * 100.0, worst_c * 100.0);
     if with_cli {
         let cpu_c = cli.iter().map(|r| r.cpu).sum::<f64>() / n;

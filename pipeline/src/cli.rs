@@ -184,14 +184,18 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     }
                 };
                 let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                match reader.read(vec![(name, bytes)]).await {
+                match reader.read(Arc::new(vec![(name, bytes)])).await {
                     Ok(letter) => {
                         let text = letter.pages.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join("\n\n");
                         match &out {
                             Some(dir) => {
-                                let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+                                let stem = file
+                                    .file_stem()
+                                    .map(|s| s.to_string_lossy().into_owned())
+                                    .unwrap_or_else(|| "letter".into());
                                 let target = dir.join(format!("{stem}.txt"));
-                                std::fs::write(&target, format!("{text}\n")).with_context(|| format!("writing {}", target.display()))?;
+                                std::fs::write(&target, format!("{text}\n"))
+                                    .with_context(|| format!("writing {}", target.display()))?;
                             }
                             None => println!("{text}"),
                         }
@@ -254,7 +258,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                     println!("{}", serde_json::to_string(c)?);
                 }
             } else {
-                println!("{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} source", "case", "status", "pages", "chars", "conf", "review", "received");
+                println!(
+                    "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} source",
+                    "case", "status", "pages", "chars", "conf", "review", "received"
+                );
                 for c in &cases {
                     println!(
                         "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} {}",
@@ -282,12 +289,17 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    let bar = ProgressBar::with_draw_target(Some(len), if quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    });
-    if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} letters, eta {eta}") {
+    let bar = ProgressBar::with_draw_target(
+        Some(len),
+        if quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} letters, eta {eta}")
+    {
         bar.set_style(style);
     }
     bar
@@ -304,7 +316,10 @@ fn fmt_time(ms: i64) -> String {
 }
 
 fn print_ingest_table(reports: &[LetterReport]) {
-    println!("{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} source / note", "#", "status", "case", "pages", "conf", "chars", "review");
+    println!(
+        "{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} source / note",
+        "#", "status", "case", "pages", "conf", "chars", "review"
+    );
     for (i, r) in reports.iter().enumerate() {
         let chars = r.text.as_ref().map(|t| t.chars().filter(|c| !c.is_whitespace()).count());
         let note = match (&r.error, r.flags.is_empty()) {

@@ -69,6 +69,12 @@ pub struct OcrConfig {
     pub min_skew_deg: f32,
     pub max_skew_deg: f32,
     pub orientation_retry_below: f32,
+    /// Words of punctuation and symbols only, read below this confidence, are dropped.
+    pub drop_junk_below: f32,
+    /// Tesseract variables set on every engine (name → value), e.g. the page segmentation
+    /// mode or thresholding method; unknown names are reported when the engines start.
+    #[serde(default)]
+    pub tesseract_variables: std::collections::BTreeMap<String, String>,
 }
 
 impl OcrConfig {
@@ -85,15 +91,15 @@ impl OcrConfig {
 impl Config {
     /// Loads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(&text, path)
     }
 
     /// Parses and validates configuration text; `path` only names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let cfg: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
         let problems = cfg.problems();
         if problems.is_empty() {
             Ok(cfg)
@@ -139,6 +145,7 @@ impl Config {
         for (name, v) in [
             ("ocr.low_confidence", o.low_confidence),
             ("ocr.orientation_retry_below", o.orientation_retry_below),
+            ("ocr.drop_junk_below", o.drop_junk_below),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!("{name} must be between 0 and 1, got {v}"));

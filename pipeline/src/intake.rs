@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use xinfang_models::{letter_confidence, IngestStatus, InputFormat, PageOrigin, PageText, Sha256Hex};
+use xinfang_models::{letter_confidence, CaseNo, IngestStatus, InputFormat, PageOrigin, PageText, Sha256Hex};
 
 /// Why one letter failed. Everything here is a problem of the document or of reading it.
 #[derive(Debug, Error)]
@@ -87,7 +87,11 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
 /// Hidden files, editor and download temporaries: not letters.
 pub fn is_hidden_or_temp(p: &Path) -> bool {
     let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    name.starts_with('.') || name.starts_with('~') || name.ends_with(".tmp") || name.ends_with(".part") || name.ends_with(".crdownload")
+    name.starts_with('.')
+        || name.starts_with('~')
+        || name.ends_with(".tmp")
+        || name.ends_with(".part")
+        || name.ends_with(".crdownload")
 }
 
 /// What happened to one letter: one JSON object per letter with `--json`.
@@ -137,13 +141,13 @@ pub struct ReadLetter {
 /// The bytes of a letter's files, read and stored.
 struct LoadedLetter {
     letter_sha: Sha256Hex,
-    files: Vec<(String, Vec<u8>)>,
+    files: Arc<Vec<(String, Vec<u8>)>>,
     originals: Vec<StoredOriginal>,
 }
 
 /// Outcome of the work done for a letter before its registration.
 enum Prepared {
-    Duplicate { case_no: String, sha: Sha256Hex },
+    Duplicate { case_no: CaseNo, sha: Sha256Hex },
     Failed { sha: Option<Sha256Hex>, error: LetterError, loaded: Option<LoadedLetter> },
     Ready { loaded: LoadedLetter, letter: ReadLetter },
 }
@@ -162,7 +166,7 @@ impl Reader {
 
     /// Decodes the files of one letter (in order) and reads every page, OCR'ing images
     /// concurrently across the engines. Bounded by `limits.letter_timeout_secs`.
-    pub async fn read(&self, files: Vec<(String, Vec<u8>)>) -> Result<ReadLetter, LetterError> {
+    pub async fn read(&self, files: Arc<Vec<(String, Vec<u8>)>>) -> Result<ReadLetter, LetterError> {
         let secs = self.cfg.limits.letter_timeout_secs;
         match tokio::time::timeout(Duration::from_secs(secs), self.read_unbounded(files)).await {
             Ok(r) => r,
@@ -170,12 +174,12 @@ impl Reader {
         }
     }
 
-    async fn read_unbounded(&self, files: Vec<(String, Vec<u8>)>) -> Result<ReadLetter, LetterError> {
+    async fn read_unbounded(&self, files: Arc<Vec<(String, Vec<u8>)>>) -> Result<ReadLetter, LetterError> {
         let limits = self.cfg.limits.clone();
         let decoded = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let mut out = Vec::new();
             let mut pages = 0u32;
-            for (_, bytes) in &files {
+            for (_, bytes) in files.iter() {
                 let file = ingest::decode(bytes, &limits, pages)?;
                 pages += file.pages.len() as u32;
                 out.push(file);
@@ -183,7 +187,12 @@ impl Reader {
             Ok(out)
         })
         .await
-        .map_err(|e| LetterError::Document(IngestError::Decode { format: InputFormat::Pdf, reason: format!("decoder crashed: {e}") }))??;
+        .map_err(|e| {
+            LetterError::Document(IngestError::Decode {
+                format: InputFormat::Pdf,
+                reason: format!("decoder crashed: {e}"),
+            })
+        })??;
         let format = decoded.first().map(|f| f.format).unwrap_or(InputFormat::Text);
         let contents: Vec<PageContent> = decoded.into_iter().flat_map(|f| f.pages).collect();
         let mut pending = Vec::with_capacity(contents.len());
@@ -194,12 +203,18 @@ impl Reader {
                 match content {
                     PageContent::Image(regions) => pool.read(page_no, regions).await,
                     PageContent::TextLayer(t) => Ok(PageText::from_text(page_no, PageOrigin::TextLayer, normalize(&t))),
-                    PageContent::Transcript(t) => Ok(PageText::from_text(page_no, PageOrigin::Transcript, normalize(&t))),
+                    PageContent::Transcript(t) => {
+                        Ok(PageText::from_text(page_no, PageOrigin::Transcript, normalize(&t)))
+                    }
                     PageContent::Empty => Ok(PageText::from_text(page_no, PageOrigin::TextLayer, String::new())),
                 }
             });
         }
-        let pages = futures_util::future::join_all(pending).await.into_iter().collect::<Result<Vec<_>, _>>().map_err(LetterError::Ocr)?;
+        let pages = futures_util::future::join_all(pending)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(LetterError::Ocr)?;
         Ok(ReadLetter { format, pages })
     }
 }
@@ -264,7 +279,11 @@ impl Intake {
     /// Ingests `inputs` in order, calling `on_report` with each letter's report as soon as
     /// it is decided (in input order). Letters are read concurrently, a bounded number at a
     /// time, so that every engine has pages to work on.
-    pub async fn run(&self, inputs: Vec<LetterInput>, mut on_report: impl FnMut(&LetterReport)) -> Result<Vec<LetterReport>, SystemError> {
+    pub async fn run(
+        &self,
+        inputs: Vec<LetterInput>,
+        mut on_report: impl FnMut(&LetterReport),
+    ) -> Result<Vec<LetterReport>, SystemError> {
         use futures_util::stream::{self, StreamExt};
         let in_flight = self.reader.pool.workers() + 1;
         let mut prepared = stream::iter(inputs.into_iter().map(|input| async move {
@@ -301,12 +320,14 @@ impl Intake {
         }
         let letter_sha = letter_digest(&originals, input.is_folder);
         if let Some(existing) = self.store.find_letter(&letter_sha).await? {
-            return Ok(Prepared::Duplicate { case_no: existing.to_string(), sha: letter_sha });
+            return Ok(Prepared::Duplicate { case_no: existing, sha: letter_sha });
         }
-        let loaded = LoadedLetter { letter_sha, files, originals };
-        match self.reader.read(loaded.files.clone()).await {
+        let loaded = LoadedLetter { letter_sha, files: Arc::new(files), originals };
+        match self.reader.read(Arc::clone(&loaded.files)).await {
             Ok(letter) => Ok(Prepared::Ready { loaded, letter }),
-            Err(LetterError::Ocr(e @ (OcrError::Init { .. } | OcrError::PoolClosed))) => Err(SystemError::Ocr(e)),
+            Err(LetterError::Ocr(e @ (OcrError::Init { .. } | OcrError::Variable { .. } | OcrError::PoolClosed))) => {
+                Err(SystemError::Ocr(e))
+            }
             Err(error) => Ok(Prepared::Failed { sha: Some(loaded.letter_sha.clone()), error, loaded: Some(loaded) }),
         }
     }
@@ -316,7 +337,13 @@ impl Intake {
         match prepared {
             Prepared::Duplicate { case_no, sha } => {
                 let mut r = LetterReport::new(&input.source, IngestStatus::Duplicate);
-                r.case_no = Some(case_no);
+                // What the user sees of a duplicate is the case it duplicates.
+                if let Some(existing) = self.store.summary(&case_no).await? {
+                    r.pages = usize::try_from(existing.page_count).unwrap_or(0);
+                    r.ocr_confidence = existing.ocr_confidence.map(|c| c as f32);
+                    r.format = InputFormat::parse(&existing.format);
+                }
+                r.case_no = Some(case_no.to_string());
                 r.sha256 = Some(sha.to_string());
                 Ok(r)
             }
@@ -327,12 +354,20 @@ impl Intake {
                 let reason = r.error.clone().unwrap_or_default();
                 let q = match loaded.as_ref() {
                     Some(loaded) => {
-                        let files: Vec<(String, &[u8])> = loaded.files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
-                        Some(self.files.quarantine(&loaded.letter_sha, &input.source, &files, input.is_folder, &reason)?)
+                        let files: Vec<(String, &[u8])> =
+                            loaded.files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+                        Some(self.files.quarantine(
+                            &loaded.letter_sha,
+                            &input.source,
+                            &files,
+                            input.is_folder,
+                            &reason,
+                        )?)
                     }
                     // Not loaded (too large, unreadable): copy what exists without loading it.
                     None if input.path.exists() => {
-                        let paths = if input.is_folder { sorted_entries(&input.path) } else { vec![input.path.clone()] };
+                        let paths =
+                            if input.is_folder { sorted_entries(&input.path) } else { vec![input.path.clone()] };
                         Some(self.files.quarantine_paths(&input.source, &paths, input.is_folder, &reason)?)
                     }
                     None => None,
@@ -341,7 +376,13 @@ impl Intake {
                 Ok(r)
             }
             Prepared::Ready { loaded, letter } => {
-                let text = letter.pages.iter().map(|p| p.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n");
+                let text = letter
+                    .pages
+                    .iter()
+                    .map(|p| p.text.as_str())
+                    .filter(|t| !t.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("\n\n");
                 let confidence = letter_confidence(&letter.pages);
                 let needs_review = letter.pages.iter().any(PageText::needs_review);
                 let new = NewCase {
@@ -357,21 +398,29 @@ impl Intake {
                     needs_review,
                     received_at: chrono::Utc::now().timestamp_millis(),
                 };
-                let (status, case_no) = match self.store.register(&new).await? {
-                    Registration::Registered(c) => (IngestStatus::Registered, c),
-                    Registration::Duplicate(c) => (IngestStatus::Duplicate, c),
+                let case_no = match self.store.register(&new).await? {
+                    Registration::Registered(c) => c,
+                    // Registered by an earlier letter of this batch with the same bytes.
+                    Registration::Duplicate(c) => {
+                        return Box::pin(
+                            self.finish(input, Prepared::Duplicate { case_no: c, sha: loaded.letter_sha }),
+                        )
+                        .await;
+                    }
                 };
-                let mut r = LetterReport::new(&input.source, status);
+                let mut r = LetterReport::new(&input.source, IngestStatus::Registered);
                 r.case_no = Some(case_no.to_string());
                 r.sha256 = Some(loaded.letter_sha.to_string());
-                if status == IngestStatus::Registered {
-                    r.format = Some(new.format);
-                    r.pages = new.pages.len();
-                    r.ocr_confidence = confidence;
-                    r.text = Some(text);
-                    r.review = needs_review;
-                    r.flags = new.pages.iter().flat_map(|p| p.flags.iter().map(move |f| format!("p{}:{}", p.page_no, f.as_str()))).collect();
-                }
+                r.format = Some(new.format);
+                r.pages = new.pages.len();
+                r.ocr_confidence = confidence;
+                r.text = Some(text);
+                r.review = needs_review;
+                r.flags = new
+                    .pages
+                    .iter()
+                    .flat_map(|p| p.flags.iter().map(move |f| format!("p{}:{}", p.page_no, f.as_str())))
+                    .collect();
                 Ok(r)
             }
         }

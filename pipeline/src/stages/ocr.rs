@@ -25,8 +25,12 @@ use xinfang_models::{BoundingBox, LineBox, PageFlag, PageOrigin, PageText, WordB
 /// `Deadline` and `Recognize` are problems of the page.
 #[derive(Debug, Error)]
 pub enum OcrError {
-    #[error("cannot start tesseract with language {language:?} (tessdata {tessdata:?}); is the language data installed?")]
+    #[error(
+        "cannot start tesseract with language {language:?} (tessdata {tessdata:?}); is the language data installed?"
+    )]
     Init { language: String, tessdata: String },
+    #[error("tesseract does not accept the variable {name} = {value:?} (ocr.tesseract_variables)")]
+    Variable { name: String, value: String },
     #[error("page is {width} x {height} pixels, too large for the engine")]
     TooLarge { width: u32, height: u32 },
     #[error("tesseract gave up on the page after the deadline of {secs} s (limits.page_ocr_timeout_secs)")]
@@ -40,6 +44,7 @@ pub enum OcrError {
 /// One tesseract engine. Not shared between threads; moved into its worker.
 pub struct Engine {
     api: *mut sys::TessBaseAPI,
+    drop_junk_below: f32,
 }
 
 // SAFETY: a TessBaseAPI may be used from any thread as long as only one thread uses it at a
@@ -71,14 +76,19 @@ impl Engine {
             if api.is_null() {
                 return Err(init_err());
             }
-            let engine = Engine { api };
+            let engine = Engine { api, drop_junk_below: cfg.drop_junk_below };
             let dp = datapath.as_ref().map_or(std::ptr::null(), |d| d.as_ptr());
             if sys::TessBaseAPIInit3(api, dp, lang.as_ptr()) != 0 {
                 return Err(init_err());
             }
-            // Keeps Latin word spacing intact; normalisation removes spaces around Chinese.
-            let (name, value) = (c"preserve_interword_spaces", c"1");
-            sys::TessBaseAPISetVariable(api, name.as_ptr(), value.as_ptr());
+            for (name, value) in &cfg.tesseract_variables {
+                let bad = || OcrError::Variable { name: name.clone(), value: value.clone() };
+                let (n, v) =
+                    (CString::new(name.as_str()).map_err(|_| bad())?, CString::new(value.as_str()).map_err(|_| bad())?);
+                if sys::TessBaseAPISetVariable(api, n.as_ptr(), v.as_ptr()) == 0 {
+                    return Err(bad());
+                }
+            }
             Ok(engine)
         }
     }
@@ -104,13 +114,14 @@ impl Engine {
                 return Err(if ms > 0 { OcrError::Deadline { secs: deadline.as_secs() } } else { OcrError::Recognize });
             }
             let tsv_ptr = sys::TessBaseAPIGetTsvText(self.api, 0);
-            let tsv = if tsv_ptr.is_null() { String::new() } else { CStr::from_ptr(tsv_ptr).to_string_lossy().into_owned() };
+            let tsv =
+                if tsv_ptr.is_null() { String::new() } else { CStr::from_ptr(tsv_ptr).to_string_lossy().into_owned() };
             if !tsv_ptr.is_null() {
                 sys::TessDeleteText(tsv_ptr);
             }
             let conf = sys::TessBaseAPIMeanTextConf(self.api);
             sys::TessBaseAPIClear(self.api);
-            let mut raw = parse_tsv(&tsv);
+            let mut raw = parse_tsv(&tsv, self.drop_junk_below);
             raw.confidence = (conf.clamp(0, 100) as f32) / 100.0;
             Ok(raw)
         }
@@ -129,7 +140,10 @@ impl Drop for Engine {
 
 /// Parses tesseract's TSV output into words, lines and text (one output line per text line,
 /// a blank line between blocks).
-pub fn parse_tsv(tsv: &str) -> RawOcr {
+/// Words with no Han character, digit or Latin letter (lone punctuation and symbols) read
+/// below `drop_junk_below` confidence are dropped: on scans they are specks, stroke
+/// fragments and noise that tesseract read as `。”*`.
+pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
     let mut out = RawOcr::default();
     let mut current_line: Option<(u32, u32, u32)> = None;
     let mut current_block: Option<u32> = None;
@@ -171,6 +185,9 @@ pub fn parse_tsv(tsv: &str) -> RawOcr {
                     continue;
                 }
                 let conf = f[10].trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 100.0) / 100.0;
+                if conf < drop_junk_below && is_junk(text) {
+                    continue;
+                }
                 if !line_text.is_empty() {
                     line_text.push(' ');
                 }
@@ -187,6 +204,11 @@ pub fn parse_tsv(tsv: &str) -> RawOcr {
     }
     flush(&mut out, &mut line_text);
     out
+}
+
+/// A word made only of punctuation and symbols.
+fn is_junk(word: &str) -> bool {
+    !word.chars().any(|c| super::normalize::is_han(c) || c.is_alphanumeric())
 }
 
 /// The resolution to declare for a page: scans rarely carry a trustworthy one, so it is
@@ -224,7 +246,12 @@ impl PageSettings {
 
 /// Reads one page: preprocess, recognise (in another orientation too when it reads badly),
 /// normalise, flag. `regions` are the images of the page (usually one).
-pub fn read_page(engine: &mut Engine, page_no: u32, regions: Vec<GrayImage>, s: &PageSettings) -> Result<PageText, OcrError> {
+pub fn read_page(
+    engine: &mut Engine,
+    page_no: u32,
+    regions: Vec<GrayImage>,
+    s: &PageSettings,
+) -> Result<PageText, OcrError> {
     let mut page = PageText::from_text(page_no, PageOrigin::Ocr, String::new());
     page.flags.clear();
     let mut texts = Vec::new();
@@ -236,7 +263,15 @@ pub fn read_page(engine: &mut Engine, page_no: u32, regions: Vec<GrayImage>, s: 
             continue;
         }
         let dpi = infer_dpi(&prepared.image);
-        tracing::debug!(page_no, dpi, sideways = prepared.sideways, skew = prepared.skew_deg, light = prepared.light_corrected, "preprocessed");
+        tracing::debug!(
+            page_no,
+            dpi,
+            sideways = prepared.sideways,
+            skew = prepared.skew_deg,
+            light = prepared.light_corrected,
+            specks = prepared.specks,
+            "preprocessed"
+        );
         let mut best: Option<(u16, RawOcr)> = None;
         for turn in [0u16, 180] {
             let flipped;
@@ -394,11 +429,14 @@ mod tests {
 5\t1\t1\t1\t1\t1\t200\t300\t120\t60\t91.5\t关于\n\
 5\t1\t1\t1\t1\t2\t330\t300\t200\t60\t88.0\t反映 问题\n\
 4\t1\t2\t1\t1\t0\t200\t500\t600\t60\t-1\t\n\
-5\t1\t2\t1\t1\t1\t200\t500\t300\t60\t70.0\t举报人\n";
-        let raw = parse_tsv(tsv);
-        assert_eq!(raw.text, "关于 反映 问题\n\n举报人\n");
+5\t1\t2\t1\t1\t1\t200\t500\t300\t60\t70.0\t举报人\n\
+5\t1\t2\t1\t1\t2\t600\t500\t30\t60\t21.0\t。”\n\
+5\t1\t2\t1\t1\t3\t700\t500\t30\t60\t22.0\t8\n";
+        let raw = parse_tsv(tsv, 0.5);
+        // The low-confidence lone punctuation is dropped; the low-confidence digit is kept.
+        assert_eq!(raw.text, "关于 反映 问题\n\n举报人 8\n");
         assert_eq!(raw.lines.len(), 2);
-        assert_eq!(raw.words.len(), 3);
+        assert_eq!(raw.words.len(), 4);
         assert_eq!(raw.words[2].line, 1);
         assert!((raw.words[0].conf - 0.915).abs() < 1e-6);
         assert_eq!(raw.words[1].bbox, BoundingBox { x: 330, y: 300, w: 200, h: 60 });

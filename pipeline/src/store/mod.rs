@@ -107,7 +107,8 @@ impl Store {
         sqlx::any::install_default_drivers();
         if let Some(path) = sqlite_path(url) {
             if let Some(dir) = std::path::Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
             }
         }
         let is_sqlite = url.starts_with("sqlite:");
@@ -131,6 +132,18 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| parse_case_no(&r.try_get::<String, _>("case_no")?)).transpose()
+    }
+
+    /// The ledger line of one case, if it exists.
+    pub async fn summary(&self, case_no: &CaseNo) -> Result<Option<CaseSummary>, StoreError> {
+        let row = sqlx::query(
+            "SELECT case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text \
+             FROM cases WHERE case_no = $1",
+        )
+        .bind(case_no.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(summary).transpose()
     }
 
     /// Registers a letter as a new case with the next number for its organ, year and
@@ -205,7 +218,7 @@ impl Store {
         .bind(new.ocr_confidence.map(f64::from))
         .bind(&new.text)
         .bind(CaseStatus::Registered.as_str())
-        .bind(new.needs_review)
+        .bind(i64::from(new.needs_review))
         .bind(new.received_at)
         .bind(now)
         .bind(now)
@@ -346,7 +359,7 @@ fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
         page_count: r.try_get("page_count")?,
         ocr_confidence: r.try_get("ocr_confidence")?,
         status: r.try_get("status")?,
-        needs_review: r.try_get("needs_review")?,
+        needs_review: r.try_get::<i64, _>("needs_review")? != 0,
         received_at: r.try_get("received_at")?,
         chars: text.chars().filter(|c| !c.is_whitespace()).count(),
     })
@@ -375,7 +388,8 @@ fn page_from_row(r: &AnyRow) -> Result<PageText, StoreError> {
         words: Vec<xinfang_models::WordBox>,
         lines: Vec<xinfang_models::LineBox>,
     }
-    let boxes: Boxes = serde_json::from_str(&r.try_get::<String, _>("boxes")?).map_err(|e| StoreError::Corrupt(format!("page boxes: {e}")))?;
+    let boxes: Boxes = serde_json::from_str(&r.try_get::<String, _>("boxes")?)
+        .map_err(|e| StoreError::Corrupt(format!("page boxes: {e}")))?;
     Ok(PageText {
         page_no: u32::try_from(r.try_get::<i64, _>("page_no")?).unwrap_or(0),
         origin,

@@ -78,7 +78,8 @@ impl FileStore {
     ) -> Result<PathBuf, FileStoreError> {
         let dir = self.quarantine_dir();
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let base = Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        let base =
+            Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
         let name = format!("{}-{}", &letter_sha.as_str()[..12], sanitize(&base));
         let target = dir.join(&name);
         if let (false, [(_, bytes)]) = (is_folder, files) {
@@ -101,10 +102,17 @@ impl FileStore {
     /// Quarantines a letter that could not be read into memory (over a size limit, say):
     /// its files are copied by streaming, never loaded. Unreadable files are skipped; the
     /// reason file names the source either way.
-    pub fn quarantine_paths(&self, source: &str, paths: &[PathBuf], is_folder: bool, reason: &str) -> Result<PathBuf, FileStoreError> {
+    pub fn quarantine_paths(
+        &self,
+        source: &str,
+        paths: &[PathBuf],
+        is_folder: bool,
+        reason: &str,
+    ) -> Result<PathBuf, FileStoreError> {
         let dir = self.quarantine_dir();
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let base = Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        let base =
+            Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
         let tag = sha256(format!("{source}\n{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).as_bytes());
         let name = format!("{}-{}", &tag.as_str()[..12], sanitize(&base));
         let target = dir.join(&name);
@@ -112,7 +120,11 @@ impl FileStore {
             fs::create_dir_all(&target).map_err(write_err(&target))?;
         }
         for p in paths {
-            let to = if is_folder { target.join(sanitize(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())) } else { target.clone() };
+            let to = if is_folder {
+                target.join(sanitize(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()))
+            } else {
+                target.clone()
+            };
             // A file that cannot be read cannot be copied; the reason file still records it.
             if fs::copy(p, &to).is_ok() {
                 if let Ok(f) = fs::File::open(&to) {
@@ -170,7 +182,9 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = FileStore::new(tmp.path());
         let sha = sha256(b"junk");
-        let q = store.quarantine(&sha, "in/bad.pdf", &[("bad.pdf".into(), b"junk")], false, "not a pdf").expect("quarantine");
+        let q = store
+            .quarantine(&sha, "in/bad.pdf", &[("bad.pdf".into(), b"junk")], false, "not a pdf")
+            .expect("quarantine");
         assert_eq!(fs::read(&q).expect("read"), b"junk");
         let reason = fs::read_to_string(format!("{}.reason.txt", q.display())).expect("reason");
         assert!(reason.contains("not a pdf") && reason.contains("in/bad.pdf"));

@@ -12,7 +12,11 @@ pub fn detect_format(bytes: &[u8]) -> Result<InputFormat, IngestError> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return Ok(InputFormat::Jpeg);
     }
-    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") || bytes.starts_with(b"II+\0") || bytes.starts_with(b"MM\0+") {
+    if bytes.starts_with(b"II*\0")
+        || bytes.starts_with(b"MM\0*")
+        || bytes.starts_with(b"II+\0")
+        || bytes.starts_with(b"MM\0+")
+    {
         return Ok(InputFormat::Tiff);
     }
     // PDF readers accept the header anywhere in the first kilobyte.
@@ -31,7 +35,10 @@ pub fn detect_format(bytes: &[u8]) -> Result<InputFormat, IngestError> {
 
 /// Names formats we recognise but do not accept, so the error says what the file is.
 fn other_known_format(bytes: &[u8]) -> Option<&'static str> {
-    let start = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).trim_start_matches('\u{feff}').trim_start().to_ascii_lowercase();
+    let start = String::from_utf8_lossy(&bytes[..bytes.len().min(512)])
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .to_ascii_lowercase();
     if start.starts_with("<!doctype html") || start.starts_with("<html") || start.starts_with("<head") {
         return Some("an HTML page");
     }

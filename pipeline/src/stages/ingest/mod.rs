@@ -52,7 +52,9 @@ pub enum IngestError {
     UnknownFormat(String),
     #[error("cannot decode {format}: {reason}")]
     Decode { format: InputFormat, reason: String },
-    #[error("page {page} is {width} x {height} pixels, over the limit of {limit} pixels per page (limits.max_page_pixels)")]
+    #[error(
+        "page {page} is {width} x {height} pixels, over the limit of {limit} pixels per page (limits.max_page_pixels)"
+    )]
     TooManyPixels { page: u32, width: u64, height: u64, limit: u64 },
     #[error("more than {limit} pages (limits.max_pages_per_letter)")]
     TooManyPages { limit: u32 },
@@ -87,10 +89,9 @@ pub fn decode(bytes: &[u8], limits: &Limits, pages_before: u32) -> Result<Decode
             budget.check_count(1)?;
             vec![PageContent::Image(vec![raster::decode_single(bytes, format, &budget, 1)?])]
         }
-        InputFormat::Tiff => raster::decode_tiff(bytes, &budget)?
-            .into_iter()
-            .map(|img| PageContent::Image(vec![img]))
-            .collect(),
+        InputFormat::Tiff => {
+            raster::decode_tiff(bytes, &budget)?.into_iter().map(|img| PageContent::Image(vec![img])).collect()
+        }
         InputFormat::Pdf => pdf::decode(bytes, &budget)?,
         InputFormat::Text => {
             budget.check_count(1)?;

@@ -141,15 +141,18 @@ fn name_of<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'
 fn text_layer(doc: &Document, page_number: u32, budget: &PageBudget<'_>) -> Option<String> {
     let limit = usize::try_from(budget.limits.max_text_bytes).unwrap_or(usize::MAX);
     let text = doc.extract_text_with_limit(&[page_number], limit).ok()?;
-    let readable = text
-        .chars()
-        .filter(|c| !c.is_whitespace() && !c.is_control() && *c != '\u{fffd}' && *c != '?')
-        .count();
+    let readable =
+        text.chars().filter(|c| !c.is_whitespace() && !c.is_control() && *c != '\u{fffd}' && *c != '?').count();
     (readable >= MIN_TEXT_LAYER_CHARS).then_some(text)
 }
 
 /// Decodes the images drawn on a page (directly or inside form XObjects), in resource order.
-fn page_images(doc: &Document, page: ObjectId, budget: &PageBudget<'_>, page_no: u32) -> Result<Vec<GrayImage>, IngestError> {
+fn page_images(
+    doc: &Document,
+    page: ObjectId,
+    budget: &PageBudget<'_>,
+    page_no: u32,
+) -> Result<Vec<GrayImage>, IngestError> {
     let Some(resources) = inherited_resources(doc, page) else {
         return Ok(Vec::new());
     };
@@ -204,7 +207,10 @@ fn collect_images(
             _ => {}
         }
         if out.len() as u32 > budget.limits.max_pages_per_letter {
-            return Err(IngestError::Unsupported { page: budget.pages_before + page_no, what: "a page made of that many images".into() });
+            return Err(IngestError::Unsupported {
+                page: budget.pages_before + page_no,
+                what: "a page made of that many images".into(),
+            });
         }
     }
     Ok(())
@@ -286,7 +292,9 @@ fn parse_color_space(doc: &Document, obj: &Object, stream_limit: usize, depth: u
                     let base = parse_color_space(doc, base, stream_limit, depth + 1)?;
                     let lookup = match a.get(3).map(|o| deref(doc, o)) {
                         Some(Object::String(bytes, _)) => bytes.clone(),
-                        Some(Object::Stream(s)) => s.decompressed_content_with_limit(stream_limit).map_err(|e| e.to_string())?,
+                        Some(Object::Stream(s)) => {
+                            s.decompressed_content_with_limit(stream_limit).map_err(|e| e.to_string())?
+                        }
                         _ => return Err("indexed colour space without a lookup table".into()),
                     };
                     Ok(ColorSpace::Indexed { base: Box::new(base), lookup })
@@ -311,22 +319,27 @@ struct ImageHeader {
 fn filters(doc: &Document, dict: &Dictionary) -> Vec<(Vec<u8>, Option<Dictionary>)> {
     let names: Vec<Vec<u8>> = match dict.get(b"Filter").map(|f| deref(doc, f)) {
         Ok(Object::Name(n)) => vec![n.clone()],
-        Ok(Object::Array(a)) => a
-            .iter()
-            .filter_map(|o| if let Object::Name(n) = deref(doc, o) { Some(n.clone()) } else { None })
-            .collect(),
+        Ok(Object::Array(a)) => {
+            a.iter().filter_map(|o| if let Object::Name(n) = deref(doc, o) { Some(n.clone()) } else { None }).collect()
+        }
         _ => Vec::new(),
     };
-    let parms: Vec<Option<Dictionary>> = match dict.get(b"DecodeParms").or_else(|_| dict.get(b"DP")).map(|p| deref(doc, p)) {
-        Ok(Object::Dictionary(d)) => vec![Some(d.clone())],
-        Ok(Object::Array(a)) => a.iter().map(|o| dict_of(doc, o).cloned()).collect(),
-        _ => Vec::new(),
-    };
+    let parms: Vec<Option<Dictionary>> =
+        match dict.get(b"DecodeParms").or_else(|_| dict.get(b"DP")).map(|p| deref(doc, p)) {
+            Ok(Object::Dictionary(d)) => vec![Some(d.clone())],
+            Ok(Object::Array(a)) => a.iter().map(|o| dict_of(doc, o).cloned()).collect(),
+            _ => Vec::new(),
+        };
     names.into_iter().enumerate().map(|(i, n)| (n, parms.get(i).cloned().flatten())).collect()
 }
 
 /// Decodes one image XObject to gray; `None` for images too small to be a page scan.
-fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_no: u32) -> Result<Option<GrayImage>, IngestError> {
+fn decode_image(
+    doc: &Document,
+    stream: &Stream,
+    budget: &PageBudget<'_>,
+    page_no: u32,
+) -> Result<Option<GrayImage>, IngestError> {
     let letter_page = budget.pages_before + page_no;
     let unsupported = |what: String| IngestError::Unsupported { page: letter_page, what };
     let dict = &stream.dict;
@@ -347,7 +360,9 @@ fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_n
         ColorSpace::Gray
     } else {
         match dict.get(b"ColorSpace") {
-            Ok(cs) => parse_color_space(doc, cs, stream_limit, 0).map_err(|e| unsupported(format!("{e} in an image")))?,
+            Ok(cs) => {
+                parse_color_space(doc, cs, stream_limit, 0).map_err(|e| unsupported(format!("{e} in an image")))?
+            }
             Err(_) => ColorSpace::Gray,
         }
     };
@@ -356,8 +371,10 @@ fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_n
         return Err(unsupported(format!("{bpc} bits per component")));
     }
     let inverted = match dict.get(b"Decode").map(|o| deref(doc, o)) {
-        Ok(Object::Array(a)) => matches!(a.first().map(|o| deref(doc, o)), Some(Object::Integer(1)))
-            || matches!(a.first().map(|o| deref(doc, o)), Some(Object::Real(r)) if *r >= 0.5),
+        Ok(Object::Array(a)) => {
+            matches!(a.first().map(|o| deref(doc, o)), Some(Object::Integer(1)))
+                || matches!(a.first().map(|o| deref(doc, o)), Some(Object::Real(r)) if *r >= 0.5)
+        }
         _ => false,
     };
     let header = ImageHeader { width, height, bpc, color, inverted };
@@ -371,7 +388,8 @@ fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_n
                 let needed = if last { raw_size(&header, parms.as_ref()) } else { stream_limit };
                 data = std::borrow::Cow::Owned(inflate(&data, needed, stream_limit, budget)?);
                 if let Some(p) = parms {
-                    data = std::borrow::Cow::Owned(unpredict(data.into_owned(), p, &header).map_err(|e| unsupported(e))?);
+                    data =
+                        std::borrow::Cow::Owned(unpredict(data.into_owned(), p, &header).map_err(&unsupported)?);
                 }
             }
             b"DCTDecode" | b"DCT" if last => {
@@ -382,7 +400,7 @@ fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_n
                 return Ok(Some(img));
             }
             b"CCITTFaxDecode" | b"CCF" if last => {
-                return ccitt(&data, parms.as_ref(), &header).map(Some).map_err(|e| unsupported(e));
+                return ccitt(&data, parms.as_ref(), &header).map(Some).map_err(&unsupported);
             }
             other => {
                 let name = String::from_utf8_lossy(other);
@@ -390,7 +408,7 @@ fn decode_image(doc: &Document, stream: &Stream, budget: &PageBudget<'_>, page_n
             }
         }
     }
-    samples_to_gray(&data, &header).map(Some).map_err(|e| unsupported(e))
+    samples_to_gray(&data, &header).map(Some).map_err(unsupported)
 }
 
 /// Bytes of raw samples the image needs (plus one filter byte per row with PNG predictors).

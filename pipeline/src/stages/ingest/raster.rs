@@ -26,14 +26,21 @@ fn image_limits(max_pixels: u64) -> image::Limits {
 }
 
 /// Decodes a PNG or JPEG (also a JPEG embedded in a PDF) to 8-bit gray.
-pub fn decode_single(bytes: &[u8], format: InputFormat, budget: &PageBudget<'_>, page: u32) -> Result<GrayImage, IngestError> {
+pub fn decode_single(
+    bytes: &[u8],
+    format: InputFormat,
+    budget: &PageBudget<'_>,
+    page: u32,
+) -> Result<GrayImage, IngestError> {
     let image_format = match format {
         InputFormat::Png => ImageFormat::Png,
         _ => ImageFormat::Jpeg,
     };
     // JPEG decoders fill a cut-off scan with gray and report success; a JPEG must end with
     // its end-of-image marker (0xFFD9 cannot occur inside entropy-coded data).
-    if image_format == ImageFormat::Jpeg && !bytes[bytes.len().saturating_sub(4096)..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+    if image_format == ImageFormat::Jpeg
+        && !bytes[bytes.len().saturating_sub(4096)..].windows(2).any(|w| w == [0xFF, 0xD9])
+    {
         return Err(decode_err(format, "truncated jpeg: no end-of-image marker"));
     }
     let (w, h) = ImageReader::with_format(Cursor::new(bytes), image_format)
