@@ -388,8 +388,7 @@ fn decode_image(
                 let needed = if last { raw_size(&header, parms.as_ref()) } else { stream_limit };
                 data = std::borrow::Cow::Owned(inflate(&data, needed, stream_limit, budget)?);
                 if let Some(p) = parms {
-                    data =
-                        std::borrow::Cow::Owned(unpredict(data.into_owned(), p, &header).map_err(&unsupported)?);
+                    data = std::borrow::Cow::Owned(unpredict(data.into_owned(), p, &header).map_err(&unsupported)?);
                 }
             }
             b"DCTDecode" | b"DCT" if last => {
