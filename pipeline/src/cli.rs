@@ -80,6 +80,9 @@ enum BenchCommand {
         /// Skip the tesseract CLI baseline
         #[arg(long)]
         no_cli: bool,
+        /// Times the two-worker pass reads the page set (less idle tail at the end)
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -280,8 +283,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { what: BenchCommand::Ocr { truth, no_cli, paths } } => {
-            crate::bench::ocr(&cfg, &paths, &truth, !no_cli).await?;
+        Command::Bench { what: BenchCommand::Ocr { truth, no_cli, rounds, paths } } => {
+            crate::bench::ocr(&cfg, &paths, &truth, !no_cli, rounds).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

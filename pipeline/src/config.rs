@@ -51,6 +51,7 @@ pub struct Limits {
     pub max_file_bytes: u64,
     pub max_letter_bytes: u64,
     pub max_page_pixels: u64,
+    pub max_letter_pixels: u64,
     pub max_pages_per_letter: u32,
     pub max_stream_bytes: u64,
     pub max_text_bytes: u64,
@@ -122,6 +123,7 @@ impl Config {
             ("limits.max_file_bytes", l.max_file_bytes),
             ("limits.max_letter_bytes", l.max_letter_bytes),
             ("limits.max_page_pixels", l.max_page_pixels),
+            ("limits.max_letter_pixels", l.max_letter_pixels),
             ("limits.max_stream_bytes", l.max_stream_bytes),
             ("limits.max_text_bytes", l.max_text_bytes),
             ("limits.letter_timeout_secs", l.letter_timeout_secs),
@@ -134,6 +136,9 @@ impl Config {
         }
         if l.max_page_pixels > 400_000_000 {
             p.push("limits.max_page_pixels above 400000000 would let one page exhaust memory".into());
+        }
+        if l.max_page_pixels > l.max_letter_pixels {
+            p.push("limits.max_page_pixels must not exceed limits.max_letter_pixels".into());
         }
         if l.max_file_bytes > l.max_letter_bytes {
             p.push("limits.max_file_bytes must not exceed limits.max_letter_bytes".into());

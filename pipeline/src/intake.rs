@@ -178,10 +178,11 @@ impl Reader {
         let limits = self.cfg.limits.clone();
         let decoded = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
             let mut out = Vec::new();
-            let mut pages = 0u32;
+            let mut so_far = ingest::LetterSoFar::default();
             for (_, bytes) in files.iter() {
-                let file = ingest::decode(bytes, &limits, pages)?;
-                pages += file.pages.len() as u32;
+                let file = ingest::decode(bytes, &limits, so_far)?;
+                so_far.pages += file.pages.len() as u32;
+                so_far.pixels += file.pixels;
                 out.push(file);
             }
             Ok(out)

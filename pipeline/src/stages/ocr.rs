@@ -258,7 +258,9 @@ pub fn read_page(
     let mut conf_sum = 0.0f32;
     let mut conf_weight = 0.0f32;
     for region in regions {
+        let started = std::time::Instant::now();
         let prepared = prepare(region, &s.preprocess);
+        let prepare_ms = started.elapsed().as_millis() as u64;
         if prepared.blank {
             continue;
         }
@@ -270,6 +272,7 @@ pub fn read_page(
             skew = prepared.skew_deg,
             light = prepared.light_corrected,
             specks = prepared.specks,
+            prepare_ms,
             "preprocessed"
         );
         let mut best: Option<(u16, RawOcr)> = None;

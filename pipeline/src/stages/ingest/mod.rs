@@ -15,6 +15,7 @@ pub use detect::detect_format;
 
 use crate::config::Limits;
 use image::GrayImage;
+use std::cell::Cell;
 use thiserror::Error;
 use xinfang_models::InputFormat;
 
@@ -36,6 +37,15 @@ pub enum PageContent {
 pub struct DecodedFile {
     pub format: InputFormat,
     pub pages: Vec<PageContent>,
+    /// Pixels declared by its images (what the letter's pixel budget was charged).
+    pub pixels: u64,
+}
+
+/// Where a file stands within its letter: what the letter's earlier files already used.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LetterSoFar {
+    pub pages: u32,
+    pub pixels: u64,
 }
 
 /// Why a document cannot be read. These are problems of the document (quarantine it and
@@ -56,6 +66,8 @@ pub enum IngestError {
         "page {page} is {width} x {height} pixels, over the limit of {limit} pixels per page (limits.max_page_pixels)"
     )]
     TooManyPixels { page: u32, width: u64, height: u64, limit: u64 },
+    #[error("images of the letter add up to more than {limit} pixels (limits.max_letter_pixels)")]
+    LetterTooManyPixels { limit: u64 },
     #[error("more than {limit} pages (limits.max_pages_per_letter)")]
     TooManyPages { limit: u32 },
     #[error("pdf is encrypted; encrypted pdfs are not supported (ask the sender for an unprotected copy)")]
@@ -73,9 +85,9 @@ pub enum IngestError {
 }
 
 /// Decodes the bytes of one original into pages, enforcing `limits`.
-/// `pages_before` is the number of pages the letter already has (folder letters), so that
-/// the page limit and page numbers in errors count the whole letter.
-pub fn decode(bytes: &[u8], limits: &Limits, pages_before: u32) -> Result<DecodedFile, IngestError> {
+/// `before` is what the letter's earlier files used (folder letters), so that the page and
+/// pixel limits, and page numbers in errors, count the whole letter.
+pub fn decode(bytes: &[u8], limits: &Limits, before: LetterSoFar) -> Result<DecodedFile, IngestError> {
     if bytes.is_empty() {
         return Err(IngestError::Empty);
     }
@@ -83,11 +95,11 @@ pub fn decode(bytes: &[u8], limits: &Limits, pages_before: u32) -> Result<Decode
         return Err(IngestError::FileTooLarge { bytes: bytes.len() as u64, limit: limits.max_file_bytes });
     }
     let format = detect_format(bytes)?;
-    let budget = PageBudget { limits, pages_before };
+    let budget = PageBudget { limits, pages_before: before.pages, pixels_before: before.pixels, used: Cell::new(0) };
     let pages = match format {
         InputFormat::Png | InputFormat::Jpeg => {
             budget.check_count(1)?;
-            vec![PageContent::Image(vec![raster::decode_single(bytes, format, &budget, 1)?])]
+            vec![PageContent::Image(vec![raster::decode_single(bytes, format, &budget, 1, true)?])]
         }
         InputFormat::Tiff => {
             raster::decode_tiff(bytes, &budget)?.into_iter().map(|img| PageContent::Image(vec![img])).collect()
@@ -98,13 +110,16 @@ pub fn decode(bytes: &[u8], limits: &Limits, pages_before: u32) -> Result<Decode
             vec![PageContent::Transcript(text::decode(bytes, limits)?)]
         }
     };
-    Ok(DecodedFile { format, pages })
+    Ok(DecodedFile { format, pages, pixels: budget.used.get() })
 }
 
 /// The limits as they apply to the pages of one file within its letter.
 pub(crate) struct PageBudget<'a> {
     pub limits: &'a Limits,
     pub pages_before: u32,
+    pub pixels_before: u64,
+    /// Pixels charged by this file so far.
+    pub used: Cell<u64>,
 }
 
 impl PageBudget<'_> {
@@ -117,9 +132,23 @@ impl PageBudget<'_> {
         Ok(())
     }
 
-    /// Fails when a page's declared size is over the pixel limit. `page` is 1-based in
-    /// the file; errors report it within the letter.
+    /// Fails when a page's declared size is over the pixel limit, or would take the letter
+    /// over its pixel budget (which bounds the memory of a letter's decoded pages); charges
+    /// the budget otherwise. `page` is 1-based in the file; errors report it in the letter.
     pub fn check_pixels(&self, page: u32, width: u64, height: u64) -> Result<(), IngestError> {
+        self.check_page_pixels(page, width, height)?;
+        let pixels = width.saturating_mul(height);
+        let total = self.pixels_before.saturating_add(self.used.get()).saturating_add(pixels);
+        if total > self.limits.max_letter_pixels {
+            return Err(IngestError::LetterTooManyPixels { limit: self.limits.max_letter_pixels });
+        }
+        self.used.set(self.used.get() + pixels);
+        Ok(())
+    }
+
+    /// Fails when a page's size is over the per-page pixel limit, without charging the
+    /// letter's budget (for an image already charged under its declared size).
+    pub fn check_page_pixels(&self, page: u32, width: u64, height: u64) -> Result<(), IngestError> {
         let limit = self.limits.max_page_pixels;
         if width == 0 || height == 0 {
             return Err(IngestError::Decode {
@@ -131,5 +160,56 @@ impl PageBudget<'_> {
             return Err(IngestError::TooManyPixels { page: self.pages_before + page, width, height, limit });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_file_bytes: 1 << 20,
+            max_letter_bytes: 1 << 20,
+            max_page_pixels: 64 * 64,
+            max_letter_pixels: 64 * 64 * 2,
+            max_pages_per_letter: 10,
+            max_stream_bytes: 1 << 20,
+            max_text_bytes: 1 << 10,
+            letter_timeout_secs: 10,
+            page_ocr_timeout_secs: 10,
+        }
+    }
+
+    fn tiff(pages: usize, side: u32) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut enc = tiff::encoder::TiffEncoder::new(&mut out).expect("encoder");
+        let px = vec![255u8; (side * side) as usize];
+        for _ in 0..pages {
+            enc.write_image::<tiff::encoder::colortype::Gray8>(side, side, &px).expect("page");
+        }
+        out.into_inner()
+    }
+
+    #[test]
+    fn letter_pixel_budget_spans_files() {
+        let two = decode(&tiff(2, 64), &limits(), LetterSoFar::default()).expect("two pages fit");
+        assert_eq!(two.pixels, 2 * 64 * 64);
+        let so_far = LetterSoFar { pages: 2, pixels: two.pixels };
+        let err = decode(&tiff(1, 64), &limits(), so_far).expect_err("a third page is over the letter budget");
+        assert!(matches!(err, IngestError::LetterTooManyPixels { .. }), "{err}");
+    }
+
+    #[test]
+    fn page_limit_counts_earlier_files() {
+        let so_far = LetterSoFar { pages: 10, pixels: 0 };
+        let err = decode(&tiff(1, 8), &limits(), so_far).expect_err("page 11");
+        assert!(matches!(err, IngestError::TooManyPages { limit: 10 }), "{err}");
+    }
+
+    #[test]
+    fn text_over_its_limit_is_refused() {
+        let err = decode("举".repeat(1000).as_bytes(), &limits(), LetterSoFar::default()).expect_err("3000 bytes");
+        assert!(matches!(err, IngestError::TextTooLarge { .. }), "{err}");
     }
 }

@@ -392,7 +392,7 @@ fn decode_image(
                 }
             }
             b"DCTDecode" | b"DCT" if last => {
-                let mut img = decode_single(&data, InputFormat::Jpeg, budget, page_no)?;
+                let mut img = decode_single(&data, InputFormat::Jpeg, budget, page_no, false)?;
                 if header.inverted {
                     img.as_mut().iter_mut().for_each(|v| *v = 255 - *v);
                 }

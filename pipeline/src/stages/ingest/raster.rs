@@ -25,12 +25,14 @@ fn image_limits(max_pixels: u64) -> image::Limits {
     limits
 }
 
-/// Decodes a PNG or JPEG (also a JPEG embedded in a PDF) to 8-bit gray.
+/// Decodes a PNG or JPEG (also a JPEG embedded in a PDF) to 8-bit gray. `charge`: whether
+/// its size is charged to the letter's pixel budget (not when its PDF image already was).
 pub fn decode_single(
     bytes: &[u8],
     format: InputFormat,
     budget: &PageBudget<'_>,
     page: u32,
+    charge: bool,
 ) -> Result<GrayImage, IngestError> {
     let image_format = match format {
         InputFormat::Png => ImageFormat::Png,
@@ -46,7 +48,11 @@ pub fn decode_single(
     let (w, h) = ImageReader::with_format(Cursor::new(bytes), image_format)
         .into_dimensions()
         .map_err(|e| decode_err(format, e))?;
-    budget.check_pixels(page, u64::from(w), u64::from(h))?;
+    if charge {
+        budget.check_pixels(page, u64::from(w), u64::from(h))?;
+    } else {
+        budget.check_page_pixels(page, u64::from(w), u64::from(h))?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
     reader.limits(image_limits(budget.limits.max_page_pixels));
     let img = reader.decode().map_err(|e| decode_err(format, e))?;
