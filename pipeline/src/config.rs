@@ -69,6 +69,8 @@ pub struct OcrConfig {
     pub low_confidence: f32,
     pub min_skew_deg: f32,
     pub max_skew_deg: f32,
+    /// Smooth pixel noise with a 3x3 median before OCR.
+    pub median_filter: bool,
     pub orientation_retry_below: f32,
     /// Words of punctuation and symbols only, read below this confidence, are dropped.
     pub drop_junk_below: f32,

@@ -102,6 +102,25 @@ fn normalize_line(line: &str) -> String {
             _ => c,
         })
         .collect();
+    // ASCII double quotes in Chinese context become Chinese quotes, opening and closing in turn.
+    let mut open = false;
+    let punctuated: Vec<char> = punctuated
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| {
+            let chinese = |n: Option<char>| n.is_some_and(is_cjk);
+            if c == '"' && (chinese(neighbour(j, -1)) || chinese(neighbour(j, 1))) {
+                open = !open;
+                if open {
+                    '“'
+                } else {
+                    '”'
+                }
+            } else {
+                c
+            }
+        })
+        .collect();
     // 3. Whitespace: drop it next to Chinese, collapse it elsewhere.
     let mut out = String::with_capacity(punctuated.len() * 3);
     let mut last: Option<char> = None;
@@ -145,6 +164,12 @@ mod tests {
     #[test]
     fn folds_fullwidth_letters_and_digits_keeps_chinese_punctuation() {
         assert_eq!(normalize("２０２４年５月，ＡＢ村（二组）"), "2024年5月，AB村（二组）");
+    }
+
+    #[test]
+    fn ascii_quotes_in_chinese_become_chinese_quotes() {
+        assert_eq!(normalize("他说\"指标满了\"，还说\"你家不会来事\""), "他说“指标满了”，还说“你家不会来事”");
+        assert_eq!(normalize("say \"hi\" twice"), "say \"hi\" twice");
     }
 
     #[test]

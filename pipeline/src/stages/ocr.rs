@@ -236,7 +236,11 @@ pub struct PageSettings {
 impl PageSettings {
     pub fn new(ocr: &OcrConfig, limits: &Limits) -> PageSettings {
         PageSettings {
-            preprocess: PreprocessConfig { min_skew_deg: ocr.min_skew_deg, max_skew_deg: ocr.max_skew_deg },
+            preprocess: PreprocessConfig {
+                min_skew_deg: ocr.min_skew_deg,
+                max_skew_deg: ocr.max_skew_deg,
+                median: ocr.median_filter,
+            },
             low_confidence: ocr.low_confidence,
             orientation_retry_below: ocr.orientation_retry_below,
             deadline: Duration::from_secs(limits.page_ocr_timeout_secs),

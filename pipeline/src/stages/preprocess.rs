@@ -39,6 +39,7 @@ const UNEVEN_LIGHT_RANGE: u8 = 40;
 pub struct PreprocessConfig {
     pub min_skew_deg: f32,
     pub max_skew_deg: f32,
+    pub median: bool,
 }
 
 /// What preprocessing found and did.
@@ -76,6 +77,11 @@ pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
         None => (page, false),
     };
     let specks = despeckle(&mut image, threshold);
+    // A median smooths grain and JPEG artefacts of gray scans; on bilevel (fax) scans it
+    // only erodes strokes, so those are left as they are.
+    if cfg.median && !is_bilevel(&image) {
+        image = median3(&image);
+    }
     // Text lines leave empty gaps between them across the page; characters leave only
     // narrow ones. Compare the gaps of the best row profile with those of the best column
     // profile, each at its own best angle so that skew does not hide them.
@@ -292,6 +298,37 @@ fn despeckle(img: &mut GrayImage, threshold: u8) -> usize {
     removed
 }
 
+/// Whether nearly every pixel is pure black or white (a 1-bit scan, possibly flattened).
+fn is_bilevel(img: &GrayImage) -> bool {
+    let raw = img.as_raw();
+    let other = raw.iter().step_by(7).filter(|&&v| v != 0 && v != 255).count();
+    other * 100 < raw.len() / 7
+}
+
+/// 3x3 median filter (edges copied): removes pixel noise and JPEG ringing while keeping
+/// stroke edges.
+fn median3(img: &GrayImage) -> GrayImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let src = img.as_raw();
+    let mut out = src.clone();
+    if w < 3 || h < 3 {
+        return img.clone();
+    }
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let mut v = [0u8; 9];
+            for (k, (dx, dy)) in
+                [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (2, 2)].iter().enumerate()
+            {
+                v[k] = src[(y + dy - 1) * w + x + dx - 1];
+            }
+            v.sort_unstable();
+            out[y * w + x] = v[4];
+        }
+    }
+    GrayImage::from_raw(img.width(), img.height(), out).unwrap_or_else(|| img.clone())
+}
+
 /// Rotates by `deg` about the centre with bilinear sampling; uncovered corners become white.
 pub fn rotate(img: &GrayImage, deg: f32) -> GrayImage {
     let (w, h) = (img.width() as i64, img.height() as i64);
@@ -425,7 +462,7 @@ mod tests {
         img
     }
 
-    const CFG: PreprocessConfig = PreprocessConfig { min_skew_deg: 0.4, max_skew_deg: 6.0 };
+    const CFG: PreprocessConfig = PreprocessConfig { min_skew_deg: 0.4, max_skew_deg: 6.0, median: false };
 
     #[test]
     fn straight_page_is_left_alone() {
