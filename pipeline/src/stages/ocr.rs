@@ -10,7 +10,7 @@
 //! reads badly), normalisation and the review flags. It never touches the store.
 
 use super::normalize::normalize;
-use super::preprocess::{prepare, PreprocessConfig};
+use super::preprocess::{infer_dpi, prepare, PreprocessConfig};
 use crate::config::{Limits, OcrConfig};
 use image::GrayImage;
 use std::ffi::{CStr, CString};
@@ -209,19 +209,6 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
 /// A word made only of punctuation and symbols.
 fn is_junk(word: &str) -> bool {
     !word.chars().any(|c| super::normalize::is_han(c) || c.is_alphanumeric())
-}
-
-/// The resolution to declare for a page: scans rarely carry a trustworthy one, so it is
-/// inferred from the width of an A4-like page and otherwise assumed to be 300 dpi.
-fn infer_dpi(img: &GrayImage) -> u32 {
-    let (w, h) = (img.width() as f32, img.height() as f32);
-    let (short, long) = (w.min(h), w.max(h));
-    let a4 = 297.0 / 210.0;
-    if (long / short - a4).abs() < 0.15 {
-        ((short / 8.27).round() as u32).clamp(150, 600)
-    } else {
-        300
-    }
 }
 
 /// Settings `read_page` needs, taken from `[ocr]` and `[limits]`.
@@ -447,12 +434,5 @@ mod tests {
         assert_eq!(raw.words[2].line, 1);
         assert!((raw.words[0].conf - 0.915).abs() < 1e-6);
         assert_eq!(raw.words[1].bbox, BoundingBox { x: 330, y: 300, w: 200, h: 60 });
-    }
-
-    #[test]
-    fn dpi_is_inferred_from_a4_width() {
-        assert_eq!(infer_dpi(&GrayImage::new(2480, 3508)), 300);
-        assert_eq!(infer_dpi(&GrayImage::new(1654, 2339)), 200);
-        assert_eq!(infer_dpi(&GrayImage::new(1000, 1000)), 300);
     }
 }

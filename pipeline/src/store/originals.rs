@@ -76,11 +76,7 @@ impl FileStore {
         is_folder: bool,
         reason: &str,
     ) -> Result<PathBuf, FileStoreError> {
-        let dir = self.quarantine_dir();
-        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let base =
-            Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
-        let name = format!("{}-{}", &letter_sha.as_str()[..12], sanitize(&base));
+        let (dir, name) = self.quarantine_entry(letter_sha, source)?;
         let target = dir.join(&name);
         if let (false, [(_, bytes)]) = (is_folder, files) {
             write_durably(&target, bytes)?;
@@ -90,15 +86,20 @@ impl FileStore {
                 write_durably(&target.join(sanitize(file_name)), bytes)?;
             }
         }
-        let reason_path = dir.join(format!("{name}.reason.txt"));
-        let note = format!(
-            "source: {source}\nsha256: {letter_sha}\nquarantined_at: {}\nreason: {reason}\n",
-            chrono::Utc::now().to_rfc3339()
-        );
-        write_durably(&reason_path, note.as_bytes())?;
-        sync_dir(&dir);
+        write_reason(&dir, &name, &format!("source: {source}\nsha256: {letter_sha}\nreason: {reason}\n"))?;
         Ok(target)
     }
+
+    /// Creates the quarantine folder and names an entry for `source`, prefixed by `tag`.
+    fn quarantine_entry(&self, tag: &Sha256Hex, source: &str) -> Result<(PathBuf, String), FileStoreError> {
+        let dir = self.quarantine_dir();
+        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let base =
+            Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        let name = format!("{}-{}", &tag.as_str()[..12], sanitize(&base));
+        Ok((dir, name))
+    }
+
     /// Quarantines a letter that could not be read into memory (over a size limit, say):
     /// its files are copied by streaming, never loaded. Unreadable files are skipped; the
     /// reason file names the source either way.
@@ -109,12 +110,9 @@ impl FileStore {
         is_folder: bool,
         reason: &str,
     ) -> Result<PathBuf, FileStoreError> {
-        let dir = self.quarantine_dir();
-        fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let base =
-            Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        // Unread bytes have no digest: the entry is tagged by source and time instead.
         let tag = sha256(format!("{source}\n{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).as_bytes());
-        let name = format!("{}-{}", &tag.as_str()[..12], sanitize(&base));
+        let (dir, name) = self.quarantine_entry(&tag, source)?;
         let target = dir.join(&name);
         if is_folder {
             fs::create_dir_all(&target).map_err(write_err(&target))?;
@@ -132,9 +130,7 @@ impl FileStore {
                 }
             }
         }
-        let note = format!("source: {source}\nquarantined_at: {}\nreason: {reason}\n", chrono::Utc::now().to_rfc3339());
-        write_durably(&dir.join(format!("{name}.reason.txt")), note.as_bytes())?;
-        sync_dir(&dir);
+        write_reason(&dir, &name, &format!("source: {source}\nreason: {reason}\n"))?;
         Ok(target)
     }
 }
@@ -147,6 +143,14 @@ fn sanitize(name: &str) -> String {
     } else {
         s
     }
+}
+
+/// Writes `<name>.reason.txt` beside a quarantine entry, with the time it was quarantined.
+fn write_reason(dir: &Path, name: &str, lines: &str) -> Result<(), FileStoreError> {
+    let note = format!("{lines}quarantined_at: {}\n", chrono::Utc::now().to_rfc3339());
+    write_durably(&dir.join(format!("{name}.reason.txt")), note.as_bytes())?;
+    sync_dir(dir);
+    Ok(())
 }
 
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), FileStoreError> {
