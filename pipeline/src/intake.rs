@@ -33,6 +33,8 @@ pub enum LetterError {
     Timeout { secs: u64 },
     #[error("folder contains no files")]
     EmptyFolder,
+    #[error("decoding failed unexpectedly ({0}); the letter is kept for manual handling")]
+    Crashed(String),
 }
 
 /// Problems of the system: the batch stops.
@@ -188,12 +190,7 @@ impl Reader {
             Ok(out)
         })
         .await
-        .map_err(|e| {
-            LetterError::Document(IngestError::Decode {
-                format: InputFormat::Pdf,
-                reason: format!("decoder crashed: {e}"),
-            })
-        })??;
+        .map_err(|e| LetterError::Crashed(e.to_string()))??;
         let format = decoded.first().map(|f| f.format).unwrap_or(InputFormat::Text);
         let contents: Vec<PageContent> = decoded.into_iter().flat_map(|f| f.pages).collect();
         let mut pending = Vec::with_capacity(contents.len());

@@ -39,6 +39,8 @@ pub enum OcrError {
     Recognize,
     #[error("the OCR workers have stopped")]
     PoolClosed,
+    #[error("reading the page failed unexpectedly; the letter is kept for manual handling")]
+    Crashed,
 }
 
 /// One tesseract engine. Not shared between threads; moved into its worker.
@@ -365,7 +367,12 @@ impl OcrPool {
                         guard.blocking_recv()
                     };
                     let Some(Message::Page(job)) = job else { break };
-                    let result = read_page(&mut engine, job.page_no, job.regions, &settings);
+                    // A bug on one page fails that page, never the worker: the engine itself is
+                    // untouched by a Rust panic in preprocessing or parsing.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_page(&mut engine, job.page_no, job.regions, &settings)
+                    }))
+                    .unwrap_or(Err(OcrError::Crashed));
                     let _ = job.reply.send(result);
                 }
             });
