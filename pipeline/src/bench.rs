@@ -4,7 +4,7 @@
 //! A measurement, not a test: it asserts nothing and prints the targets beside the figures.
 
 use crate::config::Config;
-use crate::intake::expand_inputs;
+use crate::intake::{expand_inputs, sorted_entries};
 use crate::metrics::CerCount;
 use crate::stages::ingest::{self, PageContent};
 use crate::stages::normalize::normalize;
@@ -37,36 +37,27 @@ fn collect_pages(cfg: &Config, paths: &[PathBuf], truth_dir: &Path) -> Result<Ve
     let mut pages = Vec::new();
     for input in expand_inputs(paths) {
         let stem = input.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let files: Vec<PathBuf> = if input.is_folder {
-            let mut f: Vec<PathBuf> = std::fs::read_dir(&input.path)?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            f.sort();
-            f
+        let paths: Vec<PathBuf> = if input.is_folder {
+            sorted_entries(&input.path).into_iter().filter(|p| p.is_file()).collect()
         } else {
             vec![input.path.clone()]
         };
-        let mut page_no = 0u32;
-        let mut so_far = ingest::LetterSoFar::default();
-        for file in files {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let decoded = match ingest::decode(&bytes, &cfg.limits, so_far) {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("skipping {}: {e}", file.display());
-                    continue;
-                }
-            };
-            so_far.pages += decoded.pages.len() as u32;
-            so_far.pixels += decoded.pixels;
-            for content in decoded.pages {
-                page_no += 1;
-                if let PageContent::Image(regions) = content {
-                    let id = format!("{stem}.p{page_no}");
-                    let truth = std::fs::read_to_string(truth_dir.join(format!("{id}.txt"))).ok();
-                    pages.push(BenchPage { id, regions, truth });
-                }
+        let files = paths
+            .iter()
+            .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+            .collect::<Result<Vec<_>>>()?;
+        let decoded = match ingest::decode_letter(&files, &cfg.limits) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("skipping {}: {e}", input.source);
+                continue;
+            }
+        };
+        for (i, content) in decoded.into_iter().flat_map(|f| f.pages).enumerate() {
+            if let PageContent::Image(regions) = content {
+                let id = format!("{stem}.p{}", i + 1);
+                let truth = std::fs::read_to_string(truth_dir.join(format!("{id}.txt"))).ok();
+                pages.push(BenchPage { id, regions, truth });
             }
         }
     }

@@ -78,7 +78,7 @@ pub fn expand_inputs(args: &[PathBuf]) -> Vec<LetterInput> {
 
 /// Visible entries of a folder, sorted by name. Unreadable folders give no entries here and
 /// fail later with their reason.
-fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| !is_hidden_or_temp(p)).collect())
         .unwrap_or_default();
@@ -178,16 +178,9 @@ impl Reader {
 
     async fn read_unbounded(&self, files: Arc<Vec<(String, Vec<u8>)>>) -> Result<ReadLetter, LetterError> {
         let limits = self.cfg.limits.clone();
-        let decoded = tokio::task::spawn_blocking(move || -> Result<_, IngestError> {
-            let mut out = Vec::new();
-            let mut so_far = ingest::LetterSoFar::default();
-            for (_, bytes) in files.iter() {
-                let file = ingest::decode(bytes, &limits, so_far)?;
-                so_far.pages += file.pages.len() as u32;
-                so_far.pixels += file.pixels;
-                out.push(file);
-            }
-            Ok(out)
+        let decoded = tokio::task::spawn_blocking(move || {
+            let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();
+            ingest::decode_letter(&bytes, &limits)
         })
         .await
         .map_err(|e| LetterError::Crashed(e.to_string()))??;

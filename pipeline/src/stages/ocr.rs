@@ -246,7 +246,6 @@ pub fn read_page(
     s: &PageSettings,
 ) -> Result<PageText, OcrError> {
     let mut page = PageText::from_text(page_no, PageOrigin::Ocr, String::new());
-    page.flags.clear();
     let mut texts = Vec::new();
     let mut conf_sum = 0.0f32;
     let mut conf_weight = 0.0f32;
@@ -308,11 +307,13 @@ pub fn read_page(
     page.text = normalize(&texts.join("\n"));
     let confidence = if conf_weight > 0.0 { conf_sum / conf_weight } else { 0.0 };
     page.confidence = Some(confidence);
-    if page.text.trim().is_empty() {
-        page.flags.push(PageFlag::Blank);
+    page.flags = if page.text.trim().is_empty() {
+        vec![PageFlag::Blank]
     } else if confidence < s.low_confidence {
-        page.flags.push(PageFlag::LowConfidence);
-    }
+        vec![PageFlag::LowConfidence]
+    } else {
+        Vec::new()
+    };
     Ok(page)
 }
 

@@ -113,6 +113,19 @@ pub fn decode(bytes: &[u8], limits: &Limits, before: LetterSoFar) -> Result<Deco
     Ok(DecodedFile { format, pages, pixels: budget.used.get() })
 }
 
+/// Decodes the files of one letter in order, the limits counting the whole letter.
+pub fn decode_letter<B: AsRef<[u8]>>(files: &[B], limits: &Limits) -> Result<Vec<DecodedFile>, IngestError> {
+    let mut out = Vec::with_capacity(files.len());
+    let mut so_far = LetterSoFar::default();
+    for bytes in files {
+        let file = decode(bytes.as_ref(), limits, so_far)?;
+        so_far.pages += file.pages.len() as u32;
+        so_far.pixels += file.pixels;
+        out.push(file);
+    }
+    Ok(out)
+}
+
 /// The limits as they apply to the pages of one file within its letter.
 pub(crate) struct PageBudget<'a> {
     pub limits: &'a Limits,
