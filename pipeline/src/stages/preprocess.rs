@@ -326,56 +326,95 @@ fn is_bilevel(img: &GrayImage) -> bool {
 }
 
 /// 3x3 median filter (edges copied): removes pixel noise and JPEG ringing while keeping
-/// stroke edges.
+/// stroke edges. Uses the 19-exchange median-of-9 network, which has no branches.
 fn median3(img: &GrayImage) -> GrayImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let src = img.as_raw();
-    let mut out = src.clone();
     if w < 3 || h < 3 {
         return img.clone();
     }
+    let src = img.as_raw();
+    let mut out = src.clone();
     for y in 1..h - 1 {
+        let (up, mid, down) = (&src[(y - 1) * w..y * w], &src[y * w..(y + 1) * w], &src[(y + 1) * w..(y + 2) * w]);
+        let row = &mut out[y * w..(y + 1) * w];
         for x in 1..w - 1 {
-            let mut v = [0u8; 9];
-            for (k, (dx, dy)) in
-                [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (2, 2)].iter().enumerate()
-            {
-                v[k] = src[(y + dy - 1) * w + x + dx - 1];
-            }
-            v.sort_unstable();
-            out[y * w + x] = v[4];
+            let mut p =
+                [up[x - 1], up[x], up[x + 1], mid[x - 1], mid[x], mid[x + 1], down[x - 1], down[x], down[x + 1]];
+            row[x] = median9(&mut p);
         }
     }
     GrayImage::from_raw(img.width(), img.height(), out).unwrap_or_else(|| img.clone())
 }
 
+/// The median of nine values (Paeth's exchange network), on locals so that it compiles to
+/// straight-line min/max code.
+fn median9(p: &mut [u8; 9]) -> u8 {
+    let [mut p0, mut p1, mut p2, mut p3, mut p4, mut p5, mut p6, mut p7, mut p8] = *p;
+    macro_rules! op {
+        ($a:ident, $b:ident) => {{
+            let lo = $a.min($b);
+            $b = $a.max($b);
+            $a = lo;
+        }};
+    }
+    op!(p1, p2);
+    op!(p4, p5);
+    op!(p7, p8);
+    op!(p0, p1);
+    op!(p3, p4);
+    op!(p6, p7);
+    op!(p1, p2);
+    op!(p4, p5);
+    op!(p7, p8);
+    op!(p0, p3);
+    op!(p5, p8);
+    op!(p4, p7);
+    op!(p3, p6);
+    op!(p1, p4);
+    op!(p2, p5);
+    op!(p4, p7);
+    op!(p4, p2);
+    op!(p6, p4);
+    op!(p4, p2);
+    *p = [p0, p1, p2, p3, p4, p5, p6, p7, p8];
+    p4
+}
+
 /// Rotates by `deg` about the centre with bilinear sampling; uncovered corners become white.
 pub fn rotate(img: &GrayImage, deg: f32) -> GrayImage {
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let (s, c) = (f64::from(deg).to_radians().sin(), f64::from(deg).to_radians().cos());
-    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (s, c) = (deg.to_radians().sin(), deg.to_radians().cos());
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
     let src = img.as_raw();
     let mut out = vec![255u8; src.len()];
-    let sample = |x: i64, y: i64| -> f64 {
-        if x < 0 || y < 0 || x >= w || y >= h {
+    let at = |x: isize, y: isize| -> f32 {
+        if x < 0 || y < 0 || x as usize >= w || y as usize >= h {
             255.0
         } else {
-            f64::from(src[(y * w + x) as usize])
+            f32::from(src[y as usize * w + x as usize])
         }
     };
-    for y in 0..h {
-        let dy = y as f64 - cy;
-        for x in 0..w {
-            let dx = x as f64 - cx;
-            // Inverse mapping: where in the source does this output pixel come from?
-            let sx = dx * c - dy * s + cx;
-            let sy = dx * s + dy * c + cy;
+    for (y, row) in out.chunks_exact_mut(w).enumerate() {
+        let dy = y as f32 - cy;
+        // Inverse mapping, stepped along the row: source = R(deg) * (output - centre) + centre.
+        let (mut sx, mut sy) = (-cx * c - dy * s + cx, -cx * s + dy * c + cy);
+        for px in row.iter_mut() {
             let (x0, y0) = (sx.floor(), sy.floor());
             let (fx, fy) = (sx - x0, sy - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            let top = sample(x0, y0) * (1.0 - fx) + sample(x0 + 1, y0) * fx;
-            let bottom = sample(x0, y0 + 1) * (1.0 - fx) + sample(x0 + 1, y0 + 1) * fx;
-            out[(y * w + x) as usize] = (top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8;
+            let (xi, yi) = (x0 as isize, y0 as isize);
+            let v = if xi >= 0 && yi >= 0 && (xi as usize) + 1 < w && (yi as usize) + 1 < h {
+                let i = yi as usize * w + xi as usize;
+                let (a, b) = (f32::from(src[i]), f32::from(src[i + 1]));
+                let (d, e) = (f32::from(src[i + w]), f32::from(src[i + w + 1]));
+                (a + (b - a) * fx) * (1.0 - fy) + (d + (e - d) * fx) * fy
+            } else {
+                let top = at(xi, yi) * (1.0 - fx) + at(xi + 1, yi) * fx;
+                let bottom = at(xi, yi + 1) * (1.0 - fx) + at(xi + 1, yi + 1) * fx;
+                top * (1.0 - fy) + bottom * fy
+            };
+            *px = v.round().clamp(0.0, 255.0) as u8;
+            sx += c;
+            sy += s;
         }
     }
     GrayImage::from_raw(img.width(), img.height(), out).unwrap_or_else(|| img.clone())
@@ -515,6 +554,21 @@ mod tests {
         assert_eq!(infer_dpi(&GrayImage::new(2480, 3508)), 300);
         assert_eq!(infer_dpi(&GrayImage::new(1654, 2339)), 200);
         assert_eq!(infer_dpi(&GrayImage::new(1000, 1000)), 300);
+    }
+
+    #[test]
+    fn median_of_nine_is_the_middle_value() {
+        let mut seed = 7u32;
+        for _ in 0..1000 {
+            let mut p = [0u8; 9];
+            for v in p.iter_mut() {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *v = (seed >> 16) as u8;
+            }
+            let mut sorted = p;
+            sorted.sort_unstable();
+            assert_eq!(median9(&mut p), sorted[4], "{p:?}");
+        }
     }
 
     #[test]
