@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let pool = OcrPool::start(&cfg.ocr, &cfg.limits, cfg.ocr.worker_count())?;
             let intake = Intake::new(Arc::clone(&cfg), store.clone(), pool.clone());
             let inputs = expand_inputs(&paths);
-            let bar = progress_bar(inputs.len() as u64, json);
+            let bar = progress_bar(inputs.len() as u64);
             let mut stdout = std::io::stdout().lock();
             let reports = intake
                 .run(inputs, |r| {
@@ -290,16 +290,10 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn progress_bar(len: u64, quiet: bool) -> indicatif::ProgressBar {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    let bar = ProgressBar::with_draw_target(
-        Some(len),
-        if quiet && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
+/// A progress bar on stderr; indicatif draws it only when stderr is a terminal.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = ProgressBar::new(len);
     if let Ok(style) =
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} letters, eta {eta}")
     {
