@@ -149,9 +149,19 @@ struct LoadedLetter {
 
 /// Outcome of the work done for a letter before its registration.
 enum Prepared {
-    Duplicate { case_no: CaseNo, sha: Sha256Hex },
-    Failed { sha: Option<Sha256Hex>, error: LetterError, loaded: Option<LoadedLetter> },
-    Ready { loaded: LoadedLetter, letter: ReadLetter },
+    Duplicate {
+        case_no: CaseNo,
+        sha: Sha256Hex,
+    },
+    /// `loaded` is `None` when the files could not be read into memory.
+    Failed {
+        error: LetterError,
+        loaded: Option<LoadedLetter>,
+    },
+    Ready {
+        loaded: LoadedLetter,
+        letter: ReadLetter,
+    },
 }
 
 /// Reads files and OCRs pages, without storing anything: shared by `ingest` and `ocr`.
@@ -295,7 +305,7 @@ impl Intake {
     async fn prepare(&self, input: &LetterInput) -> Result<Prepared, SystemError> {
         let files = match read_files(input, &self.cfg) {
             Ok(f) => f,
-            Err(error) => return Ok(Prepared::Failed { sha: None, error, loaded: None }),
+            Err(error) => return Ok(Prepared::Failed { error, loaded: None }),
         };
         let mut originals = Vec::with_capacity(files.len());
         for (name, bytes) in &files {
@@ -319,29 +329,37 @@ impl Intake {
             Err(LetterError::Ocr(e @ (OcrError::Init { .. } | OcrError::Variable { .. } | OcrError::PoolClosed))) => {
                 Err(SystemError::Ocr(e))
             }
-            Err(error) => Ok(Prepared::Failed { sha: Some(loaded.letter_sha.clone()), error, loaded: Some(loaded) }),
+            Err(error) => Ok(Prepared::Failed { error, loaded: Some(loaded) }),
         }
+    }
+
+    /// The report of a letter whose bytes are already registered: what the user sees of it is
+    /// the case it duplicates.
+    async fn duplicate_report(
+        &self,
+        input: &LetterInput,
+        case_no: &CaseNo,
+        sha: &Sha256Hex,
+    ) -> Result<LetterReport, SystemError> {
+        let mut r = LetterReport::new(&input.source, IngestStatus::Duplicate);
+        if let Some(existing) = self.store.summary(case_no).await? {
+            r.pages = usize::try_from(existing.page_count).unwrap_or(0);
+            r.ocr_confidence = existing.ocr_confidence.map(|c| c as f32);
+            r.format = InputFormat::parse(&existing.format);
+        }
+        r.case_no = Some(case_no.to_string());
+        r.sha256 = Some(sha.to_string());
+        Ok(r)
     }
 
     /// Registers a read letter, or reports a duplicate or a failure (quarantining it).
     async fn finish(&self, input: &LetterInput, prepared: Prepared) -> Result<LetterReport, SystemError> {
         match prepared {
-            Prepared::Duplicate { case_no, sha } => {
-                let mut r = LetterReport::new(&input.source, IngestStatus::Duplicate);
-                // What the user sees of a duplicate is the case it duplicates.
-                if let Some(existing) = self.store.summary(&case_no).await? {
-                    r.pages = usize::try_from(existing.page_count).unwrap_or(0);
-                    r.ocr_confidence = existing.ocr_confidence.map(|c| c as f32);
-                    r.format = InputFormat::parse(&existing.format);
-                }
-                r.case_no = Some(case_no.to_string());
-                r.sha256 = Some(sha.to_string());
-                Ok(r)
-            }
-            Prepared::Failed { sha, error, loaded } => {
+            Prepared::Duplicate { case_no, sha } => self.duplicate_report(input, &case_no, &sha).await,
+            Prepared::Failed { error, loaded } => {
                 let mut r = LetterReport::new(&input.source, IngestStatus::Failed);
                 r.error = Some(error.to_string());
-                r.sha256 = sha.as_ref().map(|s| s.to_string());
+                r.sha256 = loaded.as_ref().map(|l| l.letter_sha.to_string());
                 let reason = r.error.clone().unwrap_or_default();
                 let q = match loaded.as_ref() {
                     Some(loaded) => {
@@ -392,12 +410,7 @@ impl Intake {
                 let case_no = match self.store.register(&new).await? {
                     Registration::Registered(c) => c,
                     // Registered by an earlier letter of this batch with the same bytes.
-                    Registration::Duplicate(c) => {
-                        return Box::pin(
-                            self.finish(input, Prepared::Duplicate { case_no: c, sha: loaded.letter_sha }),
-                        )
-                        .await;
-                    }
+                    Registration::Duplicate(c) => return self.duplicate_report(input, &c, &loaded.letter_sha).await,
                 };
                 let mut r = LetterReport::new(&input.source, IngestStatus::Registered);
                 r.case_no = Some(case_no.to_string());

@@ -109,11 +109,17 @@ impl Engine {
             sys::TessBaseAPISetSourceResolution(self.api, dpi as i32);
             let monitor = sys::TessMonitorCreate();
             sys::TessMonitorSetDeadlineMSecs(monitor, ms);
+            let started = std::time::Instant::now();
             let rc = sys::TessBaseAPIRecognize(self.api, monitor);
             sys::TessMonitorDelete(monitor);
             if rc != 0 {
                 sys::TessBaseAPIClear(self.api);
-                return Err(if ms > 0 { OcrError::Deadline { secs: deadline.as_secs() } } else { OcrError::Recognize });
+                // The C API cannot ask the monitor why recognition stopped: the clock can.
+                return Err(if started.elapsed() >= deadline {
+                    OcrError::Deadline { secs: deadline.as_secs() }
+                } else {
+                    OcrError::Recognize
+                });
             }
             let tsv_ptr = sys::TessBaseAPIGetTsvText(self.api, 0);
             let tsv =

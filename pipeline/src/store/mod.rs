@@ -136,13 +136,10 @@ impl Store {
 
     /// The ledger line of one case, if it exists.
     pub async fn summary(&self, case_no: &CaseNo) -> Result<Option<CaseSummary>, StoreError> {
-        let row = sqlx::query(
-            "SELECT case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text \
-             FROM cases WHERE case_no = $1",
-        )
-        .bind(case_no.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(&format!("SELECT {SUMMARY_COLUMNS} FROM cases WHERE case_no = $1"))
+            .bind(case_no.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(summary).transpose()
     }
 
@@ -278,10 +275,9 @@ impl Store {
 
     /// The most recent cases, newest first.
     pub async fn list(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text \
-             FROM cases ORDER BY received_at DESC, case_no DESC LIMIT $1",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM cases ORDER BY received_at DESC, case_no DESC LIMIT $1"
+        ))
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -291,13 +287,10 @@ impl Store {
     /// A case with its originals, pages and events.
     pub async fn show(&self, case_no: &CaseNo) -> Result<Option<CaseDetail>, StoreError> {
         let no = case_no.to_string();
-        let Some(row) = sqlx::query(
-            "SELECT case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text, \
-             letter_sha256 FROM cases WHERE case_no = $1",
-        )
-        .bind(&no)
-        .fetch_optional(&self.pool)
-        .await?
+        let Some(row) = sqlx::query(&format!("SELECT {SUMMARY_COLUMNS}, letter_sha256 FROM cases WHERE case_no = $1"))
+            .bind(&no)
+            .fetch_optional(&self.pool)
+            .await?
         else {
             return Ok(None);
         };
@@ -349,6 +342,10 @@ impl Store {
 fn parse_case_no(s: &str) -> Result<CaseNo, StoreError> {
     s.parse().map_err(|e: xinfang_models::CaseNoError| StoreError::Corrupt(e.to_string()))
 }
+
+/// The columns `summary` reads.
+const SUMMARY_COLUMNS: &str =
+    "case_no, source_name, format, page_count, ocr_confidence, status, needs_review, received_at, text";
 
 fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
     let text: String = r.try_get("text")?;

@@ -66,6 +66,8 @@ pub enum IngestError {
         "page {page} is {width} x {height} pixels, over the limit of {limit} pixels per page (limits.max_page_pixels)"
     )]
     TooManyPixels { page: u32, width: u64, height: u64, limit: u64 },
+    #[error("page {page} has zero width or height")]
+    ZeroSize { page: u32 },
     #[error("images of the letter add up to more than {limit} pixels (limits.max_letter_pixels)")]
     LetterTooManyPixels { limit: u64 },
     #[error("more than {limit} pages (limits.max_pages_per_letter)")]
@@ -164,10 +166,7 @@ impl PageBudget<'_> {
     pub fn check_page_pixels(&self, page: u32, width: u64, height: u64) -> Result<(), IngestError> {
         let limit = self.limits.max_page_pixels;
         if width == 0 || height == 0 {
-            return Err(IngestError::Decode {
-                format: InputFormat::Png,
-                reason: format!("page {} has zero width or height", self.pages_before + page),
-            });
+            return Err(IngestError::ZeroSize { page: self.pages_before + page });
         }
         if width.saturating_mul(height) > limit {
             return Err(IngestError::TooManyPixels { page: self.pages_before + page, width, height, limit });
