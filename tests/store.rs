@@ -30,6 +30,7 @@ fn new_case(seed: &str) -> NewCase {
         text: format!("关于反映{seed}的问题"),
         needs_review: true,
         received_at: chrono::Utc::now().timestamp_millis(),
+        decided: None,
     }
 }
 

@@ -5,9 +5,11 @@
 //! no such dependency.
 
 pub mod case;
+pub mod decision;
 pub mod letter;
 pub mod page;
 
 pub use case::{CaseNo, CaseNoError, CaseStatus, IngestStatus};
+pub use decision::{Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity, Subject};
 pub use letter::{Channel, InputFormat, Sha256Hex};
 pub use page::{letter_confidence, BoundingBox, LineBox, PageFlag, PageOrigin, PageText, WordBox};

@@ -18,7 +18,9 @@ tessdata_has_chi_sim || need+=(tesseract-ocr-chi-sim)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists tesseract 2>/dev/null || need+=(libtesseract-dev)
 pkg-config --exists lept 2>/dev/null || need+=(libleptonica-dev)
-ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev clang)
+# bindgen needs libclang itself (libclang-cpp, which other packages bring, is not enough).
+compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || compgen -G '/usr/lib/*/libclang-[0-9]*.so*' >/dev/null \
+  || need+=(libclang-dev clang)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

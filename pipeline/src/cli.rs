@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::intake::{expand_inputs, Intake, LetterReport, Reader};
 use crate::stages::ocr::OcrPool;
 use crate::store::{redact, Store};
+use crate::understand::Understander;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -60,7 +61,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Validate the configuration and print every problem
+    /// Print how each decision about a case was reached
+    Explain { case_no: String },
+    /// Decide text letters without storing anything (no repeat lookup): try rule changes
+    Decide {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a labelled letter set (labels.json) through the intake into a temporary store and
+    /// print accuracy per field, the class confusion matrix and repeat precision/recall
+    Eval {
+        labels: PathBuf,
+        /// Exit with status 3 when a target of issue 3 is not met
+        #[arg(long)]
+        check: bool,
+        /// List every wrong field
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Show the reporter's identity of a case to a role allowed to see it; the read is recorded
+    Identity {
+        case_no: String,
+        #[arg(long)]
+        reader: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Validate the configuration and the rule files, and print every problem
     CheckConfig,
     /// Benchmarks
     Bench {
@@ -129,6 +158,56 @@ fn load_config(path: Option<&Path>) -> Result<Config> {
     }
 }
 
+fn understander(cfg: &Config) -> Result<Understander> {
+    let cat = cfg.catalogue()?;
+    Ok(Understander::new(&cat)?)
+}
+
+/// How each decision was reached, for `explain`.
+fn explain(no: &CaseNo, d: &xinfang_models::Decision) -> String {
+    let mut out = format!("case {no}  (rules {})\n", d.rules_version);
+    out.push_str(&format!(
+        "class        {}  (score {:.2}{})\n",
+        d.class.as_str(),
+        d.score,
+        if d.review { ", REVIEW" } else { "" }
+    ));
+    out.push_str(&format!("in scope     {}\n", if d.in_scope { "yes" } else { "no" }));
+    if let Some(k) = &d.sub_kind {
+        out.push_str(&format!("sub-kind     {k}\n"));
+    }
+    out.push_str(&format!("实名         {}\n", if d.named { "yes" } else { "no" }));
+    out.push_str(&format!("level        {}\n", d.handling_level.map_or("-", |l| l.as_str())));
+    if let Some(f) = &d.forward_to {
+        out.push_str(&format!("forward to   {f}\n"));
+    }
+    for s in &d.subjects {
+        out.push_str(&format!(
+            "subject      {} / {} / {} / {}\n",
+            s.name.as_deref().unwrap_or("-"),
+            s.unit.as_deref().unwrap_or("-"),
+            s.post.as_deref().unwrap_or("-"),
+            s.rank.as_deref().unwrap_or("-")
+        ));
+    }
+    out.push_str(&format!("repeat of    {}\n", d.repeat_of.as_deref().unwrap_or("-")));
+    out.push_str(&format!("new facts of {}\n", d.new_facts_of.as_deref().unwrap_or("-")));
+    if !d.domains.is_empty() {
+        out.push_str(&format!("domains      {}\n", d.domains.join("、")));
+    }
+    if !d.keywords.is_empty() {
+        out.push_str(&format!("keywords     {}\n", d.keywords.join("、")));
+    }
+    for dl in &d.deadlines {
+        out.push_str(&format!("deadline     {} by {} ({} working days)\n", dl.action, dl.due, dl.working_days));
+    }
+    out.push_str("\nhow it was decided\n");
+    for (i, r) in d.reasons.iter().enumerate() {
+        out.push_str(&format!("  {}. {r}\n", i + 1));
+    }
+    out
+}
+
 async fn open_store(cfg: &Config, db: Option<&str>) -> Result<Store> {
     let url = db.map(str::to_string).unwrap_or_else(|| cfg.default_database_url());
     Store::open(&url).await.with_context(|| format!("opening the case store at {}", redact(&url)))
@@ -138,13 +217,62 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     let cfg = Arc::new(load_config(cli.config.as_deref())?);
     match cli.command {
         Command::CheckConfig => {
-            println!("configuration is valid");
+            let cat = cfg.catalogue()?;
+            println!("configuration is valid (rules {})", cat.rules.version);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain { case_no } => {
+            let no: CaseNo = case_no.parse()?;
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            let Some(d) = store.decision(&no).await? else {
+                bail!("no decision stored for {no}");
+            };
+            print!("{}", explain(&no, &d));
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Decide { files } => {
+            let u = understander(&cfg)?;
+            let today = chrono::Local::now().date_naive();
+            for f in files {
+                let text = std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                let understanding = u.understand(&crate::stages::normalize::normalize(&text), today);
+                println!("== {}", f.display());
+                print!(
+                    "{}",
+                    explain(
+                        &CaseNo { organ: "DRY".into(), year: 0, channel: cfg.numbering.channel, seq: 0 },
+                        &understanding.decision
+                    )
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { labels, check, verbose } => {
+            let understander = Arc::new(understander(&cfg)?);
+            let report = crate::eval::evaluate(&cfg, &labels, understander).await?;
+            print!("{}", report.render(verbose));
+            let missed = report.against_targets().iter().any(|t| !t.3);
+            Ok(if check && missed { ExitCode::from(3) } else { ExitCode::SUCCESS })
+        }
+        Command::Identity { case_no, reader, role, purpose } => {
+            let no: CaseNo = case_no.parse()?;
+            if !cfg.access.identity_roles.iter().any(|r| r == &role) {
+                bail!("role {role:?} may not see reporter identities (access.identity_roles)");
+            }
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            let id = store.read_identity(&no, &reader, &role, &purpose).await?;
+            match id {
+                Some(id) => println!("{}", serde_json::to_string_pretty(&id)?),
+                None => println!("no reporter identity recorded for {no} (the read is logged)"),
+            }
+            store.close().await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest { json, paths } => {
             let store = open_store(&cfg, cli.db.as_deref()).await?;
             let pool = OcrPool::start(&cfg.ocr, &cfg.limits, cfg.ocr.worker_count())?;
-            let intake = Intake::new(Arc::clone(&cfg), store.clone(), pool.clone());
+            let intake = Intake::new(Arc::clone(&cfg), store.clone(), pool.clone(), Arc::new(understander(&cfg)?));
             let inputs = expand_inputs(&paths);
             let bar = progress_bar(inputs.len() as u64);
             let mut stdout = std::io::stdout().lock();
@@ -229,6 +357,29 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("confidence  {}", fmt_conf(s.ocr_confidence.map(|c| c as f32)));
                 println!("review      {}", if s.needs_review { "yes" } else { "no" });
                 println!("sha256      {}", detail.letter_sha256);
+                if let Some(d) = store.decision(&no).await? {
+                    println!(
+                        "decision    {} / {} / {} / {}{}{}",
+                        d.class.as_str(),
+                        if d.in_scope { "受理范围内" } else { "业务范围外" },
+                        if d.named { "实名" } else { "匿名" },
+                        d.handling_level.map_or("-", |l| l.as_str()),
+                        d.repeat_of.as_ref().map_or(String::new(), |r| format!(" / 重复件 of {r}")),
+                        d.new_facts_of.as_ref().map_or(String::new(), |r| format!(" / new facts of {r}"))
+                    );
+                    for s in &d.subjects {
+                        println!(
+                            "subject     {}{}{}",
+                            s.unit.as_deref().unwrap_or(""),
+                            s.post.as_deref().unwrap_or(""),
+                            s.name.as_deref().unwrap_or("")
+                        );
+                    }
+                    for dl in &d.deadlines {
+                        println!("deadline    {} by {}", dl.action, dl.due);
+                    }
+                    println!("(xinfang explain {no} shows why)");
+                }
                 for (sha, name) in &detail.originals {
                     println!("original    {name}  {sha}");
                 }
@@ -312,10 +463,16 @@ fn fmt_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Pads to a display width, counting a Chinese character as two columns.
+fn pad(s: &str, width: usize) -> String {
+    let w: usize = s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
+    format!("{s}{}", " ".repeat(width.saturating_sub(w)))
+}
+
 fn print_ingest_table(reports: &[LetterReport]) {
     println!(
-        "{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} source / note",
-        "#", "status", "case", "pages", "conf", "chars", "review"
+        "{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} {:<28} source / note",
+        "#", "status", "case", "pages", "conf", "chars", "review", "decision"
     );
     for (i, r) in reports.iter().enumerate() {
         let chars = r.text.as_ref().map(|t| t.chars().filter(|c| !c.is_whitespace()).count());
@@ -324,8 +481,24 @@ fn print_ingest_table(reports: &[LetterReport]) {
             (None, false) => format!("{}  [{}]", r.source, r.flags.join(" ")),
             (None, true) => r.source.clone(),
         };
+        let decision = match r.class {
+            Some(c) => format!(
+                "{} {} {}{}",
+                c.as_str(),
+                if r.named == Some(true) { "实名" } else { "匿名" },
+                r.handling_level.map_or("-", |l| l.as_str()),
+                if r.repeat_of.is_some() {
+                    " 重复"
+                } else if r.new_facts_of.is_some() {
+                    " 新事实"
+                } else {
+                    ""
+                }
+            ),
+            None => "-".into(),
+        };
         println!(
-            "{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} {}",
+            "{:<3} {:<10} {:<20} {:>5} {:>5} {:>6} {:<6} {:<28} {}",
             i + 1,
             r.status.as_str(),
             r.case_no.as_deref().unwrap_or("-"),
@@ -333,6 +506,7 @@ fn print_ingest_table(reports: &[LetterReport]) {
             fmt_conf(r.ocr_confidence),
             chars.map_or_else(|| "-".into(), |c| c.to_string()),
             if r.review { "yes" } else { "" },
+            pad(&decision, 28),
             note
         );
     }

@@ -26,6 +26,12 @@ pub struct Config {
     pub numbering: NumberingConfig,
     pub limits: Limits,
     pub ocr: OcrConfig,
+    pub rules: crate::stages::catalogue::RulePaths,
+    pub access: AccessConfig,
+    /// The folder of the configuration file the rule paths are relative to; `None` for the
+    /// built-in configuration (then the built-in rules are used too).
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// Where the store keeps its files.
@@ -34,6 +40,14 @@ pub struct Config {
 pub struct StoreConfig {
     /// Originals, quarantine and the default SQLite file live below this directory.
     pub data_dir: PathBuf,
+}
+
+/// Who may see what.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// Roles that may read a reporter's identity (every read is recorded).
+    pub identity_roles: Vec<String>,
 }
 
 /// How case numbers are made.
@@ -96,7 +110,9 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(&text, path)
+        let mut cfg = Config::parse(&text, path)?;
+        cfg.base_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
+        Ok(cfg)
     }
 
     /// Parses and validates configuration text; `path` only names it in errors.
@@ -162,6 +178,15 @@ impl Config {
             p.push("ocr skew bounds must satisfy 0 <= min_skew_deg <= max_skew_deg <= 15".into());
         }
         p
+    }
+
+    /// The rule data of the understanding stages, read and validated.
+    pub fn catalogue(&self) -> Result<crate::stages::catalogue::Catalogue, crate::stages::catalogue::CatalogueError> {
+        use crate::stages::catalogue::Catalogue;
+        match &self.base_dir {
+            Some(dir) => Catalogue::load(&self.rules, dir),
+            None => Catalogue::builtin(),
+        }
     }
 
     /// The default database URL: an SQLite file in the data directory.

@@ -12,13 +12,19 @@ use crate::config::Config;
 use crate::stages::ingest::{self, IngestError, PageContent};
 use crate::stages::normalize::normalize;
 use crate::stages::ocr::{OcrError, OcrPool};
-use crate::store::{sha256, FileStore, FileStoreError, NewCase, Registration, Store, StoreError, StoredOriginal};
+use crate::store::{
+    sha256, Decided, FileStore, FileStoreError, NewCase, Registration, Store, StoreError, StoredOriginal,
+};
+use crate::understand::{redact, Understander};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
-use xinfang_models::{letter_confidence, CaseNo, IngestStatus, InputFormat, PageOrigin, PageText, Sha256Hex};
+use xinfang_models::{
+    letter_confidence, CaseNo, Deadline, Decision, HandlingLevel, IngestStatus, InputFormat, LetterClass, PageOrigin,
+    PageText, Sha256Hex, Subject,
+};
 
 /// Why one letter failed. Everything here is a problem of the document or of reading it.
 #[derive(Debug, Error)]
@@ -113,6 +119,22 @@ pub struct LetterReport {
     pub flags: Vec<String>,
     pub error: Option<String>,
     pub quarantined: Option<String>,
+    /// What the rules decided (absent for failed letters).
+    pub class: Option<LetterClass>,
+    pub in_scope: Option<bool>,
+    pub sub_kind: Option<String>,
+    pub named: Option<bool>,
+    pub subjects: Vec<Subject>,
+    pub handling_level: Option<HandlingLevel>,
+    pub forward_to: Option<String>,
+    pub repeat_of: Option<String>,
+    pub new_facts_of: Option<String>,
+    pub domains: Vec<String>,
+    pub keywords: Vec<String>,
+    pub copied_to: Vec<String>,
+    pub score: Option<f32>,
+    pub reasons: Vec<String>,
+    pub deadlines: Vec<Deadline>,
 }
 
 impl LetterReport {
@@ -130,7 +152,42 @@ impl LetterReport {
             flags: Vec::new(),
             error: None,
             quarantined: None,
+            class: None,
+            in_scope: None,
+            sub_kind: None,
+            named: None,
+            subjects: Vec::new(),
+            handling_level: None,
+            forward_to: None,
+            repeat_of: None,
+            new_facts_of: None,
+            domains: Vec::new(),
+            keywords: Vec::new(),
+            copied_to: Vec::new(),
+            score: None,
+            reasons: Vec::new(),
+            deadlines: Vec::new(),
         }
+    }
+
+    /// Copies a decision into the report.
+    fn set_decision(&mut self, d: &Decision) {
+        self.class = Some(d.class);
+        self.in_scope = Some(d.in_scope);
+        self.sub_kind.clone_from(&d.sub_kind);
+        self.named = Some(d.named);
+        self.subjects.clone_from(&d.subjects);
+        self.handling_level = d.handling_level;
+        self.forward_to.clone_from(&d.forward_to);
+        self.repeat_of.clone_from(&d.repeat_of);
+        self.new_facts_of.clone_from(&d.new_facts_of);
+        self.domains.clone_from(&d.domains);
+        self.keywords.clone_from(&d.keywords);
+        self.copied_to.clone_from(&d.copied_to);
+        self.score = Some(d.score);
+        self.reasons.clone_from(&d.reasons);
+        self.deadlines.clone_from(&d.deadlines);
+        self.review |= d.review;
     }
 }
 
@@ -268,13 +325,14 @@ pub struct Intake {
     store: Store,
     files: FileStore,
     reader: Reader,
+    understander: Arc<Understander>,
 }
 
 impl Intake {
-    pub fn new(cfg: Arc<Config>, store: Store, pool: OcrPool) -> Intake {
+    pub fn new(cfg: Arc<Config>, store: Store, pool: OcrPool, understander: Arc<Understander>) -> Intake {
         let files = FileStore::new(&cfg.store.data_dir);
         let reader = Reader::new(Arc::clone(&cfg), pool.clone());
-        Intake { cfg, store, files, reader }
+        Intake { cfg, store, files, reader, understander }
     }
 
     /// Ingests `inputs` in order, calling `on_report` with each letter's report as soon as
@@ -384,7 +442,7 @@ impl Intake {
                 r.quarantined = q.map(|q| q.display().to_string());
                 Ok(r)
             }
-            Prepared::Ready { loaded, letter } => {
+            Prepared::Ready { loaded, mut letter } => {
                 let text = letter
                     .pages
                     .iter()
@@ -393,7 +451,40 @@ impl Intake {
                     .collect::<Vec<_>>()
                     .join("\n\n");
                 let confidence = letter_confidence(&letter.pages);
-                let needs_review = letter.pages.iter().any(PageText::needs_review);
+                let received_at = chrono::Utc::now().timestamp_millis();
+                let received = chrono::Local::now().date_naive();
+                // Decided in input order: earlier letters of this batch are already stored,
+                // so a letter can repeat one given before it in the same run.
+                let u = Arc::clone(&self.understander);
+                let owned = text.clone();
+                let mut understanding = tokio::task::spawn_blocking(move || u.understand(&owned, received))
+                    .await
+                    .map_err(|e| SystemError::Task(e.to_string()))?;
+                let per_key = self.understander.repeat_rules().rules().max_candidates_per_key;
+                let candidates = self.store.repeat_candidates(&understanding.keys, per_key).await?;
+                self.understander.settle(&mut understanding, &candidates, received);
+                // The reporter's identity lives in its own table, not in the letter's text.
+                let text = redact(&text, &understanding.identity);
+                for p in &mut letter.pages {
+                    p.text = redact(&p.text, &understanding.identity);
+                    for w in &mut p.words {
+                        if understanding
+                            .identity
+                            .identifying_strings()
+                            .iter()
+                            .any(|s| w.text.contains(s) || s.contains(w.text.as_str()) && w.text.chars().count() >= 2)
+                        {
+                            w.text = "〔举报人信息〕".into();
+                        }
+                    }
+                }
+                let needs_review = letter.pages.iter().any(PageText::needs_review) || understanding.decision.review;
+                let decided = Decided {
+                    decision: understanding.decision,
+                    identity: understanding.identity,
+                    fingerprint: understanding.fingerprint,
+                    keys: understanding.keys,
+                };
                 let new = NewCase {
                     organ: self.cfg.numbering.organ_code.clone(),
                     channel: self.cfg.numbering.channel,
@@ -405,7 +496,8 @@ impl Intake {
                     ocr_confidence: confidence,
                     text: text.clone(),
                     needs_review,
-                    received_at: chrono::Utc::now().timestamp_millis(),
+                    received_at,
+                    decided: Some(decided),
                 };
                 let case_no = match self.store.register(&new).await? {
                     Registration::Registered(c) => c,
@@ -418,8 +510,11 @@ impl Intake {
                 r.format = Some(new.format);
                 r.pages = new.pages.len();
                 r.ocr_confidence = confidence;
-                r.text = Some(text);
                 r.review = needs_review;
+                if let Some(d) = &new.decided {
+                    r.set_decision(&d.decision);
+                    r.text = Some(if d.routing_stub() { String::new() } else { text });
+                }
                 r.flags = new
                     .pages
                     .iter()

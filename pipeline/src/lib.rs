@@ -7,7 +7,9 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod intake;
 pub mod metrics;
 pub mod stages;
 pub mod store;
+pub mod understand;

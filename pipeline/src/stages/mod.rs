@@ -3,7 +3,14 @@
 //! (image → text, confidence and boxes), `normalize` (text → text Chinese stages can use).
 //! None of them touches the database or the data directory.
 
+pub mod calendar;
+pub mod catalogue;
+pub mod classify;
+pub mod extract;
 pub mod ingest;
 pub mod normalize;
 pub mod ocr;
 pub mod preprocess;
+pub mod repeat;
+pub mod segment;
+pub mod tag;

@@ -9,11 +9,14 @@ mod originals;
 
 pub use originals::{sha256, FileStore, FileStoreError};
 
+use crate::stages::repeat::{Candidate, Fingerprint};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use thiserror::Error;
-use xinfang_models::{CaseNo, CaseStatus, Channel, InputFormat, PageText, Sha256Hex};
+use xinfang_models::{
+    CaseNo, CaseStatus, Channel, Decision, HandlingLevel, InputFormat, PageText, ReporterIdentity, Sha256Hex,
+};
 
 /// Failures of the database: system problems, retried or reported, never blamed on a letter.
 #[derive(Debug, Error)]
@@ -55,6 +58,25 @@ pub struct NewCase {
     pub needs_review: bool,
     /// Unix milliseconds.
     pub received_at: i64,
+    /// What the rules decided, when the letter went through them.
+    pub decided: Option<Decided>,
+}
+
+/// A decision with what is stored beside it.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub decision: Decision,
+    /// Kept in `reporter_identities`, apart from the letter.
+    pub identity: ReporterIdentity,
+    pub fingerprint: Fingerprint,
+    pub keys: Vec<String>,
+}
+
+impl Decided {
+    /// A letter routed up (上级) keeps only a routing stub: no text, no boxes (domain rules §5).
+    pub fn routing_stub(&self) -> bool {
+        self.decision.in_scope && self.decision.handling_level == Some(HandlingLevel::Higher)
+    }
 }
 
 /// The outcome of `register`.
@@ -172,6 +194,9 @@ impl Store {
             .and_then(|y| y.parse::<i32>().ok())
             .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
         let channel = new.channel.code().to_string();
+        let stub = new.decided.as_ref().is_some_and(Decided::routing_stub);
+        // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
+        let status = CaseStatus::Registered;
         sqlx::query(
             "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 0) \
              ON CONFLICT (organ, year, channel) DO NOTHING",
@@ -213,8 +238,8 @@ impl Store {
         .bind(new.format.as_str())
         .bind(new.pages.len() as i64)
         .bind(new.ocr_confidence.map(f64::from))
-        .bind(&new.text)
-        .bind(CaseStatus::Registered.as_str())
+        .bind(if stub { "" } else { new.text.as_str() })
+        .bind(status.as_str())
         .bind(i64::from(new.needs_review))
         .bind(new.received_at)
         .bind(now)
@@ -243,7 +268,11 @@ impl Store {
         }
         for p in &new.pages {
             let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
-            let boxes = serde_json::json!({ "words": p.words, "lines": p.lines }).to_string();
+            let boxes = if stub {
+                serde_json::json!({ "words": [], "lines": [] }).to_string()
+            } else {
+                serde_json::json!({ "words": p.words, "lines": p.lines }).to_string()
+            };
             sqlx::query(
                 "INSERT INTO pages (case_no, page_no, origin, text, confidence, rotation, skew_deg, flags, boxes) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -251,7 +280,7 @@ impl Store {
             .bind(&no)
             .bind(i64::from(p.page_no))
             .bind(p.origin.as_str())
-            .bind(&p.text)
+            .bind(if stub { "" } else { p.text.as_str() })
             .bind(p.confidence.map(f64::from))
             .bind(i64::from(p.rotation))
             .bind(f64::from(p.skew_deg))
@@ -260,12 +289,23 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let detail = format!("{} page(s), format {}", new.pages.len(), new.format);
+        let mut detail = format!("{} page(s), format {}", new.pages.len(), new.format);
+        if let Some(d) = &new.decided {
+            insert_decision(&mut tx, &no, d, new.received_at, now).await?;
+            let dd = &d.decision;
+            detail.push_str(&format!(
+                "; {} {}{}{}",
+                dd.class.as_str(),
+                dd.handling_level.map_or("", |l| l.as_str()),
+                dd.repeat_of.as_ref().map_or(String::new(), |r| format!(", repeat of {r}")),
+                if stub { ", routing stub only (上级)" } else { "" }
+            ));
+        }
         sqlx::query("INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES ($1, 1, $2, $3, $4, $5)")
             .bind(&no)
             .bind(now)
             .bind("intake")
-            .bind(CaseStatus::Registered.as_str())
+            .bind(status.as_str())
             .bind(detail)
             .execute(&mut *tx)
             .await?;
@@ -328,6 +368,95 @@ impl Store {
         }))
     }
 
+    /// Earlier letters sharing any of `keys`, oldest first; at most `per_key` of the most
+    /// recent per key, so that a very common key cannot make the lookup slow.
+    pub async fn repeat_candidates(&self, keys: &[String], per_key: u32) -> Result<Vec<Candidate>, StoreError> {
+        let mut seen = std::collections::BTreeMap::<String, i64>::new();
+        let mut conn = self.pool.acquire().await?;
+        for key in keys {
+            let rows = sqlx::query("SELECT case_no, at FROM repeat_keys WHERE key = $1 ORDER BY at DESC LIMIT $2")
+                .bind(key)
+                .bind(i64::from(per_key))
+                .fetch_all(&mut *conn)
+                .await?;
+            for r in rows {
+                seen.insert(r.try_get("case_no")?, r.try_get("at")?);
+            }
+        }
+        let mut out = Vec::with_capacity(seen.len());
+        let ids: Vec<&String> = seen.keys().collect();
+        for chunk in ids.chunks(100) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT case_no, root_case, fingerprint FROM case_fingerprints WHERE case_no IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                let case_no: String = row.try_get("case_no")?;
+                let fingerprint: Fingerprint = serde_json::from_str(&row.try_get::<String, _>("fingerprint")?)
+                    .map_err(|e| StoreError::Corrupt(format!("fingerprint of {case_no}: {e}")))?;
+                let at = seen.get(&case_no).copied().unwrap_or_default();
+                out.push((at, Candidate { case_no, root: row.try_get("root_case")?, fingerprint }));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.case_no.cmp(&b.1.case_no)));
+        Ok(out.into_iter().map(|(_, c)| c).collect())
+    }
+
+    /// The decision stored for a case, if the rules decided it.
+    pub async fn decision(&self, case_no: &CaseNo) -> Result<Option<Decision>, StoreError> {
+        let row = sqlx::query("SELECT decision FROM case_decisions WHERE case_no = $1")
+            .bind(case_no.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            serde_json::from_str(&r.try_get::<String, _>("decision")?)
+                .map_err(|e| StoreError::Corrupt(format!("decision of {case_no}: {e}")))
+        })
+        .transpose()
+    }
+
+    /// The reporter's identity of a case, for a reader whose role may see it; the read is
+    /// recorded (who, as what role, why, when) in the same transaction.
+    pub async fn read_identity(
+        &self,
+        case_no: &CaseNo,
+        reader: &str,
+        role: &str,
+        purpose: &str,
+    ) -> Result<Option<ReporterIdentity>, StoreError> {
+        let no = case_no.to_string();
+        let mut tx = self.pool.begin().await?;
+        let row =
+            sqlx::query("SELECT name, phone, id_number, address, unit FROM reporter_identities WHERE case_no = $1")
+                .bind(&no)
+                .fetch_optional(&mut *tx)
+                .await?;
+        sqlx::query("INSERT INTO identity_reads (case_no, reader, role, purpose, at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&no)
+            .bind(reader)
+            .bind(role)
+            .bind(purpose)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.map(|r| {
+            Ok(ReporterIdentity {
+                name: r.try_get("name")?,
+                phone: r.try_get("phone")?,
+                id_number: r.try_get("id_number")?,
+                address: r.try_get("address")?,
+                unit: r.try_get("unit")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Number of registered cases.
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM cases").fetch_one(&self.pool).await?.try_get("n")?)
@@ -337,6 +466,73 @@ impl Store {
     pub async fn close(self) {
         self.pool.close().await;
     }
+}
+
+/// Writes a decision, the reporter's identity, the fingerprint and its index keys.
+async fn insert_decision(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    no: &str,
+    d: &Decided,
+    received_at: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let dd = &d.decision;
+    let json = serde_json::to_string(dd).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
+    sqlx::query(
+        "INSERT INTO case_decisions (case_no, rules_version, class, in_scope, named, handling_level, forward_to, \
+         repeat_of, new_facts_of, review, score, decision, decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(no)
+    .bind(&dd.rules_version)
+    .bind(dd.class.as_str())
+    .bind(i64::from(dd.in_scope))
+    .bind(i64::from(dd.named))
+    .bind(dd.handling_level.map(|l| l.as_str()))
+    .bind(dd.forward_to.as_deref())
+    .bind(dd.repeat_of.as_deref())
+    .bind(dd.new_facts_of.as_deref())
+    .bind(i64::from(dd.review))
+    .bind(f64::from(dd.score))
+    .bind(json)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if !d.identity.is_empty() {
+        let id = &d.identity;
+        sqlx::query(
+            "INSERT INTO reporter_identities (case_no, name, phone, id_number, address, unit, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(no)
+        .bind(id.name.as_deref())
+        .bind(id.phone.as_deref())
+        .bind(id.id_number.as_deref())
+        .bind(id.address.as_deref())
+        .bind(id.unit.as_deref())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let root = dd.repeat_of.clone().unwrap_or_else(|| no.to_string());
+    let fp = serde_json::to_string(&d.fingerprint).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+    sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3)")
+        .bind(no)
+        .bind(root)
+        .bind(fp)
+        .execute(&mut **tx)
+        .await?;
+    for key in &d.keys {
+        sqlx::query(
+            "INSERT INTO repeat_keys (key, case_no, at) VALUES ($1, $2, $3) ON CONFLICT (key, case_no) DO NOTHING",
+        )
+        .bind(key)
+        .bind(no)
+        .bind(received_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 fn parse_case_no(s: &str) -> Result<CaseNo, StoreError> {

@@ -1,0 +1,369 @@
+//! The rule data of the understanding stages: the keyword catalogue, the rules (rank ladder,
+//! levels, thresholds), the working-day calendar and the jieba user dictionary, read from
+//! `config/` (paths in the `[rules]` section of xinfang.toml, relative to that file) or, when
+//! the binary runs without a config folder, from the copies compiled into it.
+//! Parsed with unknown fields denied and validated as a whole, so that every problem is
+//! reported at once. This module only reads files; compiling them is each stage's job.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Problems with the rule files.
+#[derive(Debug, Error)]
+pub enum CatalogueError {
+    #[error("cannot read rule file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot parse rule file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid rule files:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+/// Where the rule files are, relative to the directory of xinfang.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulePaths {
+    pub keywords: PathBuf,
+    pub rules: PathBuf,
+    pub calendar: PathBuf,
+    pub dictionary: PathBuf,
+}
+
+/// `keywords.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keywords {
+    pub fold: Fold,
+    pub domain: Vec<WordGroup>,
+    pub behaviour: Vec<BehaviourGroup>,
+    pub vague: Words,
+    pub out_of_scope: Vec<OutOfScopeGroup>,
+    pub appeal: AppealWords,
+    pub suggestion: SuggestionWords,
+    pub copied: Words,
+    pub new_facts: Words,
+    pub repeat_hint: Words,
+    pub party: Words,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fold {
+    /// Traditional and simplified characters, two by two.
+    pub pairs: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Words {
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WordGroup {
+    pub name: String,
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BehaviourGroup {
+    pub sub_kind: String,
+    pub weight: f32,
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfScopeGroup {
+    pub kind: String,
+    pub forward_to: String,
+    pub weight: f32,
+    pub words: Vec<String>,
+    #[serde(default)]
+    pub token_words: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppealWords {
+    pub decisions: Vec<String>,
+    pub appeals: Vec<String>,
+    pub investigation: Vec<String>,
+    pub treatment: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionWords {
+    pub proposals: Vec<String>,
+    pub topics: Vec<String>,
+}
+
+/// `rules.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    pub version: String,
+    pub organ: OrganRules,
+    pub post: Vec<PostRule>,
+    pub units: UnitRules,
+    pub levels: BTreeMap<String, String>,
+    pub scores: Scores,
+    pub reporter: ReporterRules,
+    pub repeat: RepeatRules,
+    pub deadlines: DeadlineRules,
+    /// Canonical post → the words that mean it.
+    pub post_synonyms: BTreeMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganRules {
+    pub name: String,
+    pub own_head_units: Vec<String>,
+    pub own_head_posts: Vec<String>,
+    pub home_places: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostRule {
+    pub words: Vec<String>,
+    pub rank: String,
+    /// Administrative level of the unit (省, 市, 县, 乡, 村) → rank.
+    #[serde(default)]
+    pub by_unit: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitRules {
+    pub public: Vec<String>,
+    pub suffixes: Vec<String>,
+    pub private: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scores {
+    pub accusation_min: f32,
+    pub facts_min: u32,
+    pub appeal_min: f32,
+    pub suggestion_min: f32,
+    pub out_of_scope_min: f32,
+    pub review_below: f32,
+    pub min_han_chars: usize,
+    pub max_analysed_chars: usize,
+    pub min_word_share: f32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterRules {
+    pub anonymous_signatures: Vec<String>,
+    pub name_labels: Vec<String>,
+    pub address_labels: Vec<String>,
+    pub unit_labels: Vec<String>,
+    pub subject_labels: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatRules {
+    pub same_matter: f32,
+    pub new_facts_min: usize,
+    pub max_candidates_per_key: u32,
+    pub minhash_bands: usize,
+    pub minhash_rows: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlineRules {
+    pub notice_named_first: u32,
+    pub route_up: u32,
+    pub route_down: u32,
+    pub forward_out_of_scope: u32,
+}
+
+/// `calendar.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarFile {
+    pub covered_until: String,
+    pub holidays: Vec<String>,
+    pub workdays: Vec<String>,
+}
+
+/// All rule data, read and validated.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    pub keywords: Keywords,
+    pub rules: Rules,
+    pub calendar: CalendarFile,
+    /// jieba user dictionary lines: `word [freq] [tag]`.
+    pub dictionary: String,
+}
+
+const BUILTIN_KEYWORDS: &str = include_str!("../../../config/keywords.toml");
+const BUILTIN_RULES: &str = include_str!("../../../config/rules.toml");
+const BUILTIN_CALENDAR: &str = include_str!("../../../config/calendar.toml");
+const BUILTIN_DICTIONARY: &str = include_str!("../../../config/dict.txt");
+
+impl Catalogue {
+    /// Reads the rule files named by `paths`, relative to `base` (the folder of xinfang.toml).
+    pub fn load(paths: &RulePaths, base: &Path) -> Result<Catalogue, CatalogueError> {
+        let read = |p: &Path| {
+            let path = base.join(p);
+            std::fs::read_to_string(&path).map_err(|source| CatalogueError::Read { path, source })
+        };
+        Catalogue::parse(
+            (&read(&paths.keywords)?, &base.join(&paths.keywords)),
+            (&read(&paths.rules)?, &base.join(&paths.rules)),
+            (&read(&paths.calendar)?, &base.join(&paths.calendar)),
+            read(&paths.dictionary)?,
+        )
+    }
+
+    /// The rule files compiled into the binary (the shipped `config/`).
+    pub fn builtin() -> Result<Catalogue, CatalogueError> {
+        Catalogue::parse(
+            (BUILTIN_KEYWORDS, Path::new("<built-in keywords.toml>")),
+            (BUILTIN_RULES, Path::new("<built-in rules.toml>")),
+            (BUILTIN_CALENDAR, Path::new("<built-in calendar.toml>")),
+            BUILTIN_DICTIONARY.to_string(),
+        )
+    }
+
+    fn parse(
+        keywords: (&str, &Path),
+        rules: (&str, &Path),
+        calendar: (&str, &Path),
+        dictionary: String,
+    ) -> Result<Catalogue, CatalogueError> {
+        fn de<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, CatalogueError> {
+            toml::from_str(text).map_err(|e| CatalogueError::Parse { path: path.to_path_buf(), source: Box::new(e) })
+        }
+        let cat = Catalogue {
+            keywords: de(keywords.0, keywords.1)?,
+            rules: de(rules.0, rules.1)?,
+            calendar: de(calendar.0, calendar.1)?,
+            dictionary,
+        };
+        let problems = cat.problems();
+        if problems.is_empty() {
+            Ok(cat)
+        } else {
+            Err(CatalogueError::Invalid(problems))
+        }
+    }
+
+    /// Every problem of the rule data, empty when it is usable.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let k = &self.keywords;
+        if k.fold.pairs.chars().count() % 2 != 0 {
+            p.push("keywords.toml: fold.pairs must hold pairs of characters".into());
+        }
+        let mut groups: Vec<(&str, &Vec<String>)> = vec![
+            ("vague", &k.vague.words),
+            ("copied", &k.copied.words),
+            ("new_facts", &k.new_facts.words),
+            ("repeat_hint", &k.repeat_hint.words),
+            ("party", &k.party.words),
+            ("appeal.decisions", &k.appeal.decisions),
+            ("appeal.appeals", &k.appeal.appeals),
+            ("suggestion.proposals", &k.suggestion.proposals),
+            ("suggestion.topics", &k.suggestion.topics),
+        ];
+        groups.extend(k.domain.iter().map(|d| (d.name.as_str(), &d.words)));
+        groups.extend(k.behaviour.iter().map(|b| (b.sub_kind.as_str(), &b.words)));
+        groups.extend(k.out_of_scope.iter().map(|o| (o.kind.as_str(), &o.words)));
+        for (name, words) in groups {
+            if words.iter().any(|w| w.trim().is_empty()) {
+                p.push(format!("keywords.toml: group {name} has an empty word"));
+            }
+        }
+        for b in &k.behaviour {
+            if !(0.0..=5.0).contains(&b.weight) {
+                p.push(format!("keywords.toml: behaviour {} weight must be 0-5", b.sub_kind));
+            }
+        }
+        let r = &self.rules;
+        if r.version.trim().is_empty() {
+            p.push("rules.toml: version must be set".into());
+        }
+        for post in &r.post {
+            let ranks = std::iter::once(&post.rank).chain(post.by_unit.values());
+            for rank in ranks {
+                if !r.levels.contains_key(rank) {
+                    p.push(format!("rules.toml: rank {rank} has no entry in [levels]"));
+                }
+            }
+            for lvl in post.by_unit.keys() {
+                if !["省", "市", "县", "乡", "村"].contains(&lvl.as_str()) {
+                    p.push(format!("rules.toml: by_unit key {lvl} must be one of 省 市 县 乡 村"));
+                }
+            }
+        }
+        for (rank, level) in &r.levels {
+            if xinfang_models::HandlingLevel::parse(level).is_none() {
+                p.push(format!("rules.toml: level of {rank} must be 本级, 上级 or 下级, got {level}"));
+            }
+        }
+        if !r.levels.contains_key("普通党员") {
+            p.push("rules.toml: [levels] needs 普通党员".into());
+        }
+        let rep = &r.repeat;
+        if rep.minhash_bands == 0 || rep.minhash_rows == 0 || rep.minhash_bands * rep.minhash_rows > 256 {
+            p.push("rules.toml: repeat.minhash_bands x minhash_rows must be 1-256".into());
+        }
+        if !(0.0..=1.0).contains(&rep.same_matter) {
+            p.push("rules.toml: repeat.same_matter must be 0-1".into());
+        }
+        let c = &self.calendar;
+        for d in std::iter::once(&c.covered_until).chain(&c.holidays).chain(&c.workdays) {
+            if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+                p.push(format!("calendar.toml: {d:?} is not a YYYY-MM-DD date"));
+            }
+        }
+        for (i, line) in self.dictionary.lines().enumerate() {
+            let mut parts = line.split_whitespace();
+            if let (Some(_), Some(freq)) = (parts.next(), parts.next()) {
+                if freq.parse::<usize>().is_err() {
+                    p.push(format!("dict.txt line {}: frequency {freq:?} is not a number", i + 1));
+                }
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_rule_files_are_valid() {
+        let cat = Catalogue::builtin().expect("shipped rules load");
+        assert!(cat.keywords.domain.len() >= 10);
+        assert!(cat.rules.levels.contains_key("村干部"));
+    }
+
+    #[test]
+    fn a_rank_without_a_level_is_reported() {
+        let bad = BUILTIN_RULES.replace("\"县处级\" = \"上级\"", "");
+        let err = Catalogue::parse(
+            (BUILTIN_KEYWORDS, Path::new("k")),
+            (&bad, Path::new("r")),
+            (BUILTIN_CALENDAR, Path::new("c")),
+            String::new(),
+        )
+        .expect_err("invalid");
+        assert!(err.to_string().contains("县处级"), "{err}");
+    }
+}

@@ -1,0 +1,251 @@
+//! Understanding a letter: the chain segment → tag → extract → classify, then the
+//! fingerprint for repeat detection, the deadlines and the redaction of the reporter's
+//! identity from the text. Synchronous and CPU-bound; never touches the store (the intake
+//! looks up repeat candidates between `understand` and `settle`).
+//!
+//! **Invariant:** an undecidable letter is a review item with reasons, never an error.
+
+use crate::stages::calendar::WorkCalendar;
+use crate::stages::catalogue::Catalogue;
+use crate::stages::classify::Classifier;
+use crate::stages::extract::{ExtractError, Extractor};
+use crate::stages::repeat::{Candidate, Fingerprint, RepeatRulesCompiled, RepeatVerdict};
+use crate::stages::segment::{SegmentError, Segmenter};
+use crate::stages::tag::{Category, TagError, Tagger};
+use chrono::NaiveDate;
+use std::collections::HashMap;
+use thiserror::Error;
+use xinfang_models::{Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity};
+
+/// Problems building the understanding stages (bad rule data).
+#[derive(Debug, Error)]
+pub enum UnderstandError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+}
+
+/// What the rules made of one letter, before it is stored.
+#[derive(Debug, Clone)]
+pub struct Understanding {
+    pub decision: Decision,
+    /// The reporter's identity: stored apart from the letter, never logged.
+    pub identity: ReporterIdentity,
+    pub fingerprint: Fingerprint,
+    /// Index keys for repeat lookup.
+    pub keys: Vec<String>,
+}
+
+/// The compiled stages.
+pub struct Understander {
+    fold: HashMap<char, char>,
+    segmenter: Segmenter,
+    tagger: Tagger,
+    extractor: Extractor,
+    classifier: Classifier,
+    calendar: WorkCalendar,
+    repeat: RepeatRulesCompiled,
+    cat: Catalogue,
+}
+
+impl Understander {
+    /// Compiles every stage from the rule data (jieba's dictionaries load here, once).
+    pub fn new(cat: &Catalogue) -> Result<Understander, UnderstandError> {
+        let chars: Vec<char> = cat.keywords.fold.pairs.chars().collect();
+        let fold = chars.chunks(2).filter(|p| p.len() == 2 && p[0] != p[1]).map(|p| (p[0], p[1])).collect();
+        Ok(Understander {
+            fold,
+            segmenter: Segmenter::new(&cat.dictionary)?,
+            tagger: Tagger::new(&cat.keywords)?,
+            extractor: Extractor::new(cat, {
+                let words = Segmenter::new(&cat.dictionary)?;
+                Box::new(move |w: &str| words.is_word(w))
+            })?,
+            classifier: Classifier::new(cat),
+            calendar: WorkCalendar::new(&cat.calendar),
+            repeat: RepeatRulesCompiled::new(&cat.rules.repeat, &cat.rules.post_synonyms),
+            cat: cat.clone(),
+        })
+    }
+
+    pub fn rules_version(&self) -> &str {
+        &self.cat.rules.version
+    }
+
+    pub fn repeat_rules(&self) -> &RepeatRulesCompiled {
+        &self.repeat
+    }
+
+    /// Folds traditional characters to simplified (same byte length, so offsets hold).
+    fn fold(&self, text: &str) -> String {
+        text.chars().map(|c| self.fold.get(&c).copied().unwrap_or(c)).collect()
+    }
+
+    /// Runs the stages over the normalised text of a letter received on `received`.
+    pub fn understand(&self, text: &str, received: NaiveDate) -> Understanding {
+        let limit = self.cat.rules.scores.max_analysed_chars;
+        let (head, truncated) = match text.char_indices().nth(limit) {
+            Some((i, _)) => (&text[..i], true),
+            None => (text, false),
+        };
+        let folded = self.fold(head);
+        let text = folded.as_str();
+        let tokens = self.segmenter.segment(text);
+        let tags = self.tagger.tag(text, &tokens);
+        let ex = self.extractor.extract(text, &tags, &|p| tokens.is_boundary(p));
+        let han = text.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c)).count();
+        let share = self.segmenter.word_share(text, &tokens);
+        let c = self.classifier.classify(text, &tags, &ex, han, share);
+        let claims_new = tags.iter().any(|t| t.is(|c| c == Category::NewFacts));
+        let fingerprint = self.repeat.fingerprint(&c.subjects, tokens.words(text), &c.facts, &c.amounts, claims_new);
+        let keys = self.repeat.keys(&fingerprint);
+        let mut reasons = c.reasons;
+        if truncated {
+            reasons.push(format!(
+                "review: only the first {limit} characters were analysed (rules: scores.max_analysed_chars)"
+            ));
+        }
+        if tags.iter().any(|t| t.is(|c| c == Category::RepeatHint)) {
+            reasons.push("the writer says they reported this before (再次反映)".into());
+        }
+        let mut decision = Decision {
+            class: c.class,
+            in_scope: c.class.in_scope(),
+            sub_kind: c.sub_kind,
+            named: c.named,
+            subjects: c.subjects,
+            handling_level: c.handling_level,
+            forward_to: c.forward_to,
+            repeat_of: None,
+            new_facts_of: None,
+            domains: c.domains,
+            keywords: c.keywords,
+            copied_to: ex.copied_to,
+            score: c.score,
+            review: c.review || truncated,
+            reasons,
+            deadlines: Vec::new(),
+            rules_version: self.cat.rules.version.clone(),
+        };
+        decision.deadlines = self.deadlines(&decision, received);
+        Understanding { decision, identity: ex.reporter, fingerprint, keys }
+    }
+
+    /// Judges repeat candidates (found by the store through `keys`) and completes the
+    /// decision: links, review, and deadlines (a repeat gets no notice of acceptance).
+    pub fn settle(&self, u: &mut Understanding, candidates: &[Candidate], received: NaiveDate) -> RepeatVerdict {
+        let verdict = self.repeat.judge(&u.fingerprint, candidates);
+        let d = &mut u.decision;
+        d.repeat_of.clone_from(&verdict.repeat_of);
+        d.new_facts_of.clone_from(&verdict.new_facts_of);
+        d.reasons.extend(verdict.reasons.iter().cloned());
+        if verdict.new_facts_of.is_some() {
+            d.review = true;
+            d.reasons.push("review: new facts or evidence must be checked (新的事实或证据)".into());
+        }
+        if verdict.repeat_of.is_none() && verdict.new_facts_of.is_none() {
+            d.reasons.push(format!(
+                "初次件: no earlier letter about the same person and matter ({} candidate(s) compared)",
+                candidates.len()
+            ));
+        }
+        d.deadlines = self.deadlines(d, received);
+        verdict
+    }
+
+    /// Deadlines in working days from receipt (domain rules §6).
+    fn deadlines(&self, d: &Decision, received: NaiveDate) -> Vec<Deadline> {
+        let r = &self.cat.rules.deadlines;
+        let mut due = Vec::new();
+        let first = d.repeat_of.is_none();
+        match (d.in_scope, d.handling_level) {
+            (true, Some(HandlingLevel::Higher)) => due.push(("报送上级", r.route_up)),
+            (true, Some(HandlingLevel::Lower)) => due.push(("转送下级", r.route_down)),
+            (true, _) if d.named && first && d.class == LetterClass::Accusation => {
+                due.push(("受理告知", r.notice_named_first))
+            }
+            (false, _) if d.class == LetterClass::OutOfScope && first => {
+                due.push(("转送主管机关", r.forward_out_of_scope))
+            }
+            _ => {}
+        }
+        due.into_iter()
+            .map(|(action, days)| {
+                let (date, _covered) = self.calendar.add_working_days(received, days);
+                Deadline { action: action.to_string(), working_days: days, due: date.format("%Y-%m-%d").to_string() }
+            })
+            .collect()
+    }
+
+    /// Whether every deadline falls inside the calendar's coverage.
+    pub fn calendar_covers(&self, received: NaiveDate, days: u32) -> bool {
+        self.calendar.add_working_days(received, days).1
+    }
+}
+
+/// The letter text with the reporter's identifying strings replaced, for storage apart from
+/// the identity itself.
+pub fn redact(text: &str, identity: &ReporterIdentity) -> String {
+    let mut out = text.to_string();
+    for s in identity.identifying_strings() {
+        out = out.replace(s, "〔举报人信息〕");
+    }
+    if let Some(phone) = identity.phone.as_deref() {
+        // The number may be written with spaces or dashes between its digits.
+        out = redact_digits(&out, phone);
+    }
+    out
+}
+
+/// Replaces a digit sequence written with separators (139 0735 2846).
+fn redact_digits(text: &str, digits: &str) -> String {
+    let want: Vec<char> = digits.chars().filter(char::is_ascii_digit).collect();
+    if want.len() < 7 {
+        return text.to_string();
+    }
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied_to = 0;
+    while i < chars.len() {
+        let mut j = i;
+        let mut k = 0;
+        while j < chars.len() && k < want.len() {
+            let c = chars[j].1;
+            if c == want[k] {
+                k += 1;
+            } else if !(k > 0 && (c == ' ' || c == '-')) {
+                break;
+            }
+            j += 1;
+        }
+        if k == want.len() {
+            out.push_str(&text[copied_to..chars[i].0]);
+            out.push_str("〔举报人信息〕");
+            copied_to = if j < chars.len() { chars[j].0 } else { text.len() };
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out.push_str(&text[copied_to..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_is_redacted_even_when_spaced() {
+        let id =
+            ReporterIdentity {
+                name: Some("李春生".into()), phone: Some("13907352846".into()), ..Default::default()
+            };
+        let t = redact("举报人：李春生，电话139 0735 2846。", &id);
+        assert!(!t.contains("李春生") && !t.contains("2846"), "{t}");
+    }
+}
