@@ -263,7 +263,7 @@ impl Extractor {
         // Later mentions by name alone (「钱立新具体负责」) are mentions of the same person.
         let named: Vec<Mention> = mentions
             .iter()
-            .filter(|m| m.name.as_deref().is_some_and(|n| n.chars().count() >= 2 && !n.contains('某')) && !m.self_ref)
+            .filter(|m| m.name.as_deref().is_some_and(|n| n.chars().count() >= 2) && !m.self_ref)
             .cloned()
             .collect();
         let mut seen_names = std::collections::HashSet::new();
@@ -440,7 +440,10 @@ impl Extractor {
             if next.is_some_and(|c| PLACE_AFTER.contains(c)) {
                 continue;
             }
-            if bounds(end) && !(self.is_word)(&text[at..end]) {
+            // jieba's cut of unknown names is unreliable (刘长/根是): a name also ends where a
+            // character that cannot continue it follows.
+            let ends_clearly = next.is_none_or(|c| !is_han(c) || NAME_STOP.contains(c));
+            if (bounds(end) || ends_clearly) && !(self.is_word)(&text[at..end]) {
                 return Some((text[at..end].to_string(), end));
             }
         }

@@ -211,6 +211,9 @@ impl RepeatRulesCompiled {
             if let Some(p) = s.post {
                 keys.insert(format!("po{:016x}", mix(p.rotate_left(4))));
             }
+            if let Some(sn) = s.surname {
+                keys.insert(format!("sn{:016x}", mix(sn.rotate_left(5))));
+            }
         }
         if !fp.minhash.iter().all(|&h| h == u32::MAX) {
             for (b, band) in fp.minhash.chunks(self.rules.minhash_rows).enumerate() {
@@ -234,7 +237,7 @@ impl RepeatRulesCompiled {
             let same_person = same_subject(&fp.subjects, &c.fingerprint.subjects);
             // Matched on the post alone: the matter must be clearly the same.
             let bar = if same_person == Some(Match::PostOnly) {
-                self.rules.same_matter + 0.05
+                self.rules.same_matter
             } else {
                 self.rules.same_matter
             };
@@ -288,7 +291,12 @@ impl RepeatRulesCompiled {
         };
         let new_amounts = fp.amounts.iter().filter(|a| !c.fingerprint.amounts.contains(a)).count();
         let new_facts = fp.facts.iter().filter(|f| !c.fingerprint.facts.contains(f)).count();
-        let score = new_amounts + usize::from(fp.claims_new) * 2 + usize::from(new_facts >= 4);
+        // New facts: the letter says it brings some and does, or it adds many new amounts.
+        let score = if fp.claims_new && (new_amounts >= 1 || new_facts >= 2) || new_amounts >= 3 {
+            self.rules.new_facts_min
+        } else {
+            0
+        };
         let mut v = RepeatVerdict { similarity: sim, ..RepeatVerdict::default() };
         if score >= self.rules.new_facts_min {
             v.new_facts_of = Some(c.root.clone());
@@ -333,8 +341,14 @@ fn person_match(x: &SubjectPrint, y: &SubjectPrint) -> Match {
     if (bare(x) || bare(y)) && x.post.is_some() && x.post == y.post && !units_conflict {
         return Match::PostOnly;
     }
-    let same = match (x.name, y.name) {
-        (Some(a), Some(b)) => a == b && !units_conflict,
+    // Only a surname on one side (「孙某某」 with nothing else): as weak as a post alone.
+    let only_surname = |s: &SubjectPrint| s.name.is_none() && s.unit.is_none() && s.post.is_none();
+    if (only_surname(x) || only_surname(y)) && x.surname.is_some() && x.surname == y.surname && !units_conflict {
+        return Match::PostOnly;
+    }
+    match (x.name, y.name) {
+        (Some(a), Some(b)) if a == b && !units_conflict => Match::Person,
+        (Some(_), Some(_)) => Match::Different,
         _ => {
             let surname_ok = match (x.surname, y.surname) {
                 (Some(a), Some(b)) => a == b,
@@ -342,18 +356,18 @@ fn person_match(x: &SubjectPrint, y: &SubjectPrint) -> Match {
             };
             let unit_eq = matches!((x.unit, y.unit), (Some(a), Some(b)) if a == b);
             let post_eq = matches!((x.post, y.post), (Some(a), Some(b)) if a == b);
-            surname_ok
-                && !units_conflict
-                && (unit_eq && (post_eq || x.surname.is_some() && y.surname.is_some())
-                    || post_eq
-                        && (x.unit.is_none() || y.unit.is_none())
-                        && (x.surname.is_some() || y.surname.is_some()))
+            let both_surnames = x.surname.is_some() && y.surname.is_some();
+            if !surname_ok || units_conflict {
+                Match::Different
+            } else if unit_eq && post_eq || both_surnames && (unit_eq || post_eq) {
+                Match::Person
+            } else if post_eq && (x.unit.is_none() || y.unit.is_none()) {
+                // The same post, but nothing else to tell two holders apart.
+                Match::PostOnly
+            } else {
+                Match::Different
+            }
         }
-    };
-    if same {
-        Match::Person
-    } else {
-        Match::Different
     }
 }
 
