@@ -457,9 +457,15 @@ impl Intake {
                 // so a letter can repeat one given before it in the same run.
                 let u = Arc::clone(&self.understander);
                 let owned = text.clone();
-                let mut understanding = tokio::task::spawn_blocking(move || u.understand(&owned, received))
-                    .await
-                    .map_err(|e| SystemError::Task(e.to_string()))?;
+                let mut understanding = match tokio::task::spawn_blocking(move || u.understand(&owned, received)).await
+                {
+                    Ok(u) => u,
+                    // A bug in a rule must not lose the letter: it is registered for review.
+                    Err(e) => {
+                        tracing::error!(source = %input.source, "rules stage failed: {e}");
+                        self.understander.undecided("internal error in the rules stage")
+                    }
+                };
                 let per_key = self.understander.repeat_rules().rules().max_candidates_per_key;
                 let candidates = self.store.repeat_candidates(&understanding.keys, per_key).await?;
                 self.understander.settle(&mut understanding, &candidates, received);

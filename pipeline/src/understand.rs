@@ -134,6 +134,32 @@ impl Understander {
         Understanding { decision, identity: ex.reporter, fingerprint, keys }
     }
 
+    /// The decision for a letter the rules could not read (an internal failure): registered
+    /// and sent to review with the reason, never lost.
+    pub fn undecided(&self, reason: &str) -> Understanding {
+        let decision = Decision {
+            class: LetterClass::NoSubstance,
+            in_scope: false,
+            sub_kind: None,
+            named: false,
+            subjects: Vec::new(),
+            handling_level: None,
+            forward_to: None,
+            repeat_of: None,
+            new_facts_of: None,
+            domains: Vec::new(),
+            keywords: Vec::new(),
+            copied_to: Vec::new(),
+            score: 0.0,
+            review: true,
+            reasons: vec![format!("review: the rules could not read this letter ({reason}); decide it by hand")],
+            deadlines: Vec::new(),
+            rules_version: self.cat.rules.version.clone(),
+        };
+        let fingerprint = self.repeat.fingerprint(&[], std::iter::empty(), &[], &[], false);
+        Understanding { decision, identity: ReporterIdentity::default(), fingerprint, keys: Vec::new() }
+    }
+
     /// Judges repeat candidates (found by the store through `keys`) and completes the
     /// decision: links, review, and deadlines (a repeat gets no notice of acceptance).
     pub fn settle(&self, u: &mut Understanding, candidates: &[Candidate], received: NaiveDate) -> RepeatVerdict {

@@ -192,9 +192,13 @@ impl Classifier {
                 }
             }
         }
+        let total_acc: f32 =
+            acc.iter().enumerate().filter(|(i, _)| persons[*i].role != Role::Private).map(|(_, a)| a).sum();
         let accused: Vec<usize> = (0..persons.len())
             .filter(|&i| persons[i].role != Role::Private)
-            .filter(|&i| acc[i] >= sc.accusation_min || persons[i].labelled && acc[i] >= sc.accusation_min * 0.5)
+            // A person the writer names as the reported one (被举报人, 「反映…的问题」) is accused
+            // when the letter alleges misconduct at all, whoever its sentences name.
+            .filter(|&i| acc[i] >= sc.accusation_min || persons[i].labelled && total_acc >= sc.accusation_min)
             .collect();
         let private_accused =
             (0..persons.len()).any(|i| persons[i].role == Role::Private && acc[i] >= sc.accusation_min);
@@ -227,8 +231,8 @@ impl Classifier {
         let topics = count(&|c| c == Category::SuggestionTopic);
         // 批评建议 names no one to punish: a named official with misconduct words rules it out.
         let names_official = persons.iter().any(|p| p.role == Role::Official && p.subject.name.is_some());
-        let suggestion =
-            if proposals > 0 && !names_official { proposals as f32 + topics.min(3) as f32 * 0.5 } else { 0.0 };
+        let suggestion_unnamed = if proposals > 0 { proposals as f32 + topics.min(3) as f32 * 0.5 } else { 0.0 };
+        let suggestion = if names_official { 0.0 } else { suggestion_unnamed };
         let vague: Vec<&str> = tags
             .iter()
             .filter(|t| t.is(|c| c == Category::Vague))
@@ -273,6 +277,14 @@ impl Classifier {
                 sc.appeal_min
             ));
             (LetterClass::Appeal, (0.5 + appeal * 0.1).min(0.95), false)
+        } else if suggestion_unnamed >= sc.suggestion_min
+            && accused.iter().all(|&i| persons[i].subject.name.is_none())
+            && facts < 4
+        {
+            reasons.push(format!(
+                "批评建议: proposals about clean-government work naming no one to punish (score {suggestion_unnamed:.1})"
+            ));
+            (LetterClass::Suggestion, (0.5 + 0.1 * suggestion_unnamed).min(0.9), false)
         } else if !accused.is_empty() && facts as u32 >= sc.facts_min {
             reasons.push(format!(
                 "检举控告: {} is the actor of misconduct ({act_list}; score {acc_best:.1} ≥ {}) with {facts} concrete fact(s) ({} amount(s), {} date(s))",

@@ -388,11 +388,30 @@ impl Extractor {
     fn unit_before(&self, text: &str, end: usize) -> Option<String> {
         let head = text[..end].strip_suffix('的').unwrap_or(&text[..end]);
         let run = back_run(text, head.len());
-        self.unit_suffixes
-            .iter()
-            .any(|s| run.ends_with(s.as_str()))
-            .then(|| run.to_string())
-            .filter(|u| u.chars().count() >= 2)
+        if self.unit_suffixes.iter().any(|s| run.ends_with(s.as_str())) && run.chars().count() >= 2 {
+            return Some(run.to_string());
+        }
+        // 「临川市交通运输局分管公路建设的副局长」: the nearest unit earlier in the clause.
+        let clause_start = text[..head.len()]
+            .char_indices()
+            .rev()
+            .find(|(_, c)| matches!(c, '，' | '。' | '；' | '\n' | '：' | '、' | ','))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let clause = &text[clause_start..head.len()];
+        let mut best: Option<usize> = None;
+        for suffix in
+            ["局", "委员会", "办公室", "所", "院", "站", "中心", "公司", "大队", "政府", "镇", "乡", "村", "社区"]
+        {
+            if let Some(i) = clause.rfind(suffix) {
+                let end = i + suffix.len();
+                if end < clause.len() && best.is_none_or(|b| end > b) {
+                    best = Some(end);
+                }
+            }
+        }
+        let end = clause_start + best?;
+        let unit = back_run(text, end);
+        (unit.chars().count() >= 3 && clause.len() - (end - clause_start) <= 30).then(|| unit.to_string())
     }
 
     fn rank(&self, rule: usize, unit: Option<&str>) -> String {
