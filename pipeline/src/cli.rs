@@ -100,6 +100,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Text letters per second through segmentation, tagging, extraction, rules and repeat
+    /// lookup, with a store seeded with synthetic cases; p50/p99 repeat-lookup time
+    Rules {
+        /// Cases in the store before measuring (synthetic ones are added up to this number)
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        /// Letters to run through (the sample texts, cycled)
+        #[arg(long, default_value_t = 3000)]
+        letters: usize,
+        /// Folders of .txt letters
+        #[arg(default_values_t = [String::from("samples/letters"), String::from("samples/holdout")])]
+        dirs: Vec<String>,
+    },
     /// OCR sample pages with the pipeline (1 and 2 workers) and with the plain tesseract CLI;
     /// print CER and CPU-seconds per page side by side
     Ocr {
@@ -432,6 +445,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 println!("{} case(s) shown, {} in the store", cases.len(), store.count().await?);
             }
             store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: BenchCommand::Rules { cases, letters, dirs } } => {
+            let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+            crate::bench_rules::rules(&cfg, cli.db.as_deref(), cases, letters, &dirs).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { what: BenchCommand::Ocr { truth, no_cli, rounds, paths } } => {

@@ -467,7 +467,7 @@ impl Intake {
                     }
                 };
                 let per_key = self.understander.repeat_rules().rules().max_candidates_per_key;
-                let candidates = self.store.repeat_candidates(&understanding.keys, per_key).await?;
+                let candidates = self.store.repeat_candidates(&understanding.lookup_keys, per_key).await?;
                 self.understander.settle(&mut understanding, &candidates, received);
                 // The reporter's identity lives in its own table, not in the letter's text.
                 let text = redact(&text, &understanding.identity);

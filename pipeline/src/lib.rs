@@ -5,6 +5,7 @@
 //! [`store`] writes.
 
 pub mod bench;
+pub mod bench_rules;
 pub mod cli;
 pub mod config;
 pub mod eval;

@@ -35,8 +35,10 @@ pub struct Understanding {
     /// The reporter's identity: stored apart from the letter, never logged.
     pub identity: ReporterIdentity,
     pub fingerprint: Fingerprint,
-    /// Index keys for repeat lookup.
+    /// Index keys stored with the case.
     pub keys: Vec<String>,
+    /// Keys this letter's repeat candidates are looked up by.
+    pub lookup_keys: Vec<String>,
 }
 
 /// The compiled stages.
@@ -102,6 +104,7 @@ impl Understander {
         let claims_new = tags.iter().any(|t| t.is(|c| c == Category::NewFacts));
         let fingerprint = self.repeat.fingerprint(&c.subjects, tokens.words(text), &c.facts, &c.amounts, claims_new);
         let keys = self.repeat.keys(&fingerprint);
+        let lookup_keys = self.repeat.lookup_keys(&fingerprint);
         let mut reasons = c.reasons;
         if truncated {
             reasons.push(format!(
@@ -131,7 +134,7 @@ impl Understander {
             rules_version: self.cat.rules.version.clone(),
         };
         decision.deadlines = self.deadlines(&decision, received);
-        Understanding { decision, identity: ex.reporter, fingerprint, keys }
+        Understanding { decision, identity: ex.reporter, fingerprint, keys, lookup_keys }
     }
 
     /// The decision for a letter the rules could not read (an internal failure): registered
@@ -157,7 +160,13 @@ impl Understander {
             rules_version: self.cat.rules.version.clone(),
         };
         let fingerprint = self.repeat.fingerprint(&[], std::iter::empty(), &[], &[], false);
-        Understanding { decision, identity: ReporterIdentity::default(), fingerprint, keys: Vec::new() }
+        Understanding {
+            decision,
+            identity: ReporterIdentity::default(),
+            fingerprint,
+            keys: Vec::new(),
+            lookup_keys: Vec::new(),
+        }
     }
 
     /// Judges repeat candidates (found by the store through `keys`) and completes the

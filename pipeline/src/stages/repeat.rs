@@ -190,8 +190,19 @@ impl RepeatRulesCompiled {
     }
 
     /// Index keys of a fingerprint: one per way of naming each reported person, and the
-    /// MinHash bands.
+    /// MinHash bands. Stored with the case.
     pub fn keys(&self, fp: &Fingerprint) -> Vec<String> {
+        self.key_set(fp, true)
+    }
+
+    /// The keys a new letter is looked up by: as `keys`, but the broad ones (the post alone,
+    /// the surname alone) only for a person the letter names no better, so that a common
+    /// post does not bring hundreds of candidates for every letter.
+    pub fn lookup_keys(&self, fp: &Fingerprint) -> Vec<String> {
+        self.key_set(fp, false)
+    }
+
+    fn key_set(&self, fp: &Fingerprint, index: bool) -> Vec<String> {
         let mut keys = BTreeSet::new();
         for s in &fp.subjects {
             if let Some(n) = s.name {
@@ -206,12 +217,14 @@ impl RepeatRulesCompiled {
             if let (Some(sn), Some(p)) = (s.surname, s.post) {
                 keys.insert(format!("sp{:016x}", mix(sn ^ p.rotate_left(3))));
             }
-            // A letter may name the person only by post (「副县长」): the post alone is a key,
-            // bounded by `max_candidates_per_key` when it is common.
-            if let Some(p) = s.post {
+            // A letter may name the person only by post (「副县长」) or only by a partial
+            // name (「孙某某」): those letters look up by the post or surname alone.
+            let bare_post = s.surname.is_none();
+            let bare_surname = s.name.is_none() && s.unit.is_none() && s.post.is_none();
+            if let Some(p) = s.post.filter(|_| index || bare_post) {
                 keys.insert(format!("po{:016x}", mix(p.rotate_left(4))));
             }
-            if let Some(sn) = s.surname {
+            if let Some(sn) = s.surname.filter(|_| index || bare_surname) {
                 keys.insert(format!("sn{:016x}", mix(sn.rotate_left(5))));
             }
         }

@@ -368,41 +368,49 @@ impl Store {
         }))
     }
 
-    /// Earlier letters sharing any of `keys`, oldest first; at most `per_key` of the most
-    /// recent per key, so that a very common key cannot make the lookup slow.
+    /// Earlier letters sharing any of `keys`, oldest first. Selective keys (names, units,
+    /// MinHash bands) are read in one query; broad ones (a post or a surname alone, prefixes
+    /// `po`/`sn`) bring at most the `per_key` most recent letters each, so that a very common
+    /// key cannot make the lookup slow.
     pub async fn repeat_candidates(&self, keys: &[String], per_key: u32) -> Result<Vec<Candidate>, StoreError> {
-        let mut seen = std::collections::BTreeMap::<String, i64>::new();
+        let (broad, selective): (Vec<&String>, Vec<&String>) =
+            keys.iter().partition(|k| k.starts_with("po") || k.starts_with("sn"));
+        let mut found = std::collections::BTreeMap::<String, (i64, Candidate)>::new();
         let mut conn = self.pool.acquire().await?;
-        for key in keys {
-            let rows = sqlx::query("SELECT case_no, at FROM repeat_keys WHERE key = $1 ORDER BY at DESC LIMIT $2")
-                .bind(key)
-                .bind(i64::from(per_key))
-                .fetch_all(&mut *conn)
-                .await?;
-            for r in rows {
-                seen.insert(r.try_get("case_no")?, r.try_get("at")?);
-            }
-        }
-        let mut out = Vec::with_capacity(seen.len());
-        let ids: Vec<&String> = seen.keys().collect();
-        for chunk in ids.chunks(100) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT case_no, root_case, fingerprint FROM case_fingerprints WHERE case_no IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
-            for row in q.fetch_all(&mut *conn).await? {
+        let select = "SELECT k.case_no, k.at, f.root_case, f.fingerprint FROM repeat_keys k \
+                      JOIN case_fingerprints f ON f.case_no = k.case_no";
+        let mut take = |rows: Vec<AnyRow>| -> Result<(), StoreError> {
+            for row in rows {
                 let case_no: String = row.try_get("case_no")?;
+                if found.contains_key(&case_no) {
+                    continue;
+                }
                 let fingerprint: Fingerprint = serde_json::from_str(&row.try_get::<String, _>("fingerprint")?)
                     .map_err(|e| StoreError::Corrupt(format!("fingerprint of {case_no}: {e}")))?;
-                let at = seen.get(&case_no).copied().unwrap_or_default();
-                out.push((at, Candidate { case_no, root: row.try_get("root_case")?, fingerprint }));
+                let at: i64 = row.try_get("at")?;
+                let c = Candidate { case_no: case_no.clone(), root: row.try_get("root_case")?, fingerprint };
+                found.insert(case_no, (at, c));
             }
+            Ok(())
+        };
+        if !selective.is_empty() {
+            let marks: Vec<String> = (1..=selective.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "{select} WHERE k.key IN ({}) ORDER BY k.at DESC LIMIT ${}",
+                marks.join(", "),
+                selective.len() + 1
+            );
+            let mut q = sqlx::query(&sql);
+            for k in &selective {
+                q = q.bind(k.as_str());
+            }
+            take(q.bind(i64::from(per_key) * 4).fetch_all(&mut *conn).await?)?;
         }
+        for key in broad {
+            let sql = format!("{select} WHERE k.key = $1 ORDER BY k.at DESC LIMIT $2");
+            take(sqlx::query(&sql).bind(key.as_str()).bind(i64::from(per_key)).fetch_all(&mut *conn).await?)?;
+        }
+        let mut out: Vec<(i64, Candidate)> = found.into_values().collect();
         out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.case_no.cmp(&b.1.case_no)));
         Ok(out.into_iter().map(|(_, c)| c).collect())
     }
@@ -455,6 +463,50 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Benchmarks only: inserts synthetic cases (organ `BENCH`, numbered from `first + 1`)
+    /// with their fingerprints and repeat keys, in one transaction, bypassing intake.
+    pub async fn insert_synthetic(
+        &self,
+        first: u64,
+        rows: &[(Fingerprint, Vec<String>)],
+        base_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (i, (fp, keys)) in rows.iter().enumerate() {
+            let seq = first as i64 + i as i64 + 1;
+            let no = format!("BENCH-2025-X-{seq:06}");
+            let at = base_ms + seq * 60_000;
+            sqlx::query(
+                "INSERT INTO cases (case_no, organ, year, channel, seq, letter_sha256, source_name, format, page_count, \
+                 ocr_confidence, text, status, needs_review, received_at, created_at, updated_at) \
+                 VALUES ($1, 'BENCH', 2025, 'X', $2, $3, 'synthetic', 'text', 1, NULL, '', 'registered', 0, $4, $4, $4)",
+            )
+            .bind(&no)
+            .bind(seq)
+            .bind(format!("synthetic-{seq}"))
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+            let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+            sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $1, $2)")
+                .bind(&no)
+                .bind(json)
+                .execute(&mut *tx)
+                .await?;
+            let marks: Vec<String> = (0..keys.len()).map(|k| format!("(${}, $1, $2)", k + 3)).collect();
+            if !marks.is_empty() {
+                let sql = format!("INSERT INTO repeat_keys (key, case_no, at) VALUES {}", marks.join(", "));
+                let mut q = sqlx::query(&sql).bind(&no).bind(at);
+                for k in keys {
+                    q = q.bind(k);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Number of registered cases.
