@@ -62,19 +62,7 @@ async fn sqlite_store_registers_numbers_and_reads_back() {
 
 #[tokio::test]
 async fn postgres_store_behaves_the_same() {
-    let Ok(base) = std::env::var("XINFANG_TEST_POSTGRES_URL") else {
-        eprintln!("XINFANG_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
-        return;
-    };
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!("xinfang_test_{}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
-    let mut admin = sqlx::AnyConnection::connect(&base).await.expect("connect postgres");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create db");
-    let url = match base.rfind('/') {
-        Some(i) if base[..i].ends_with(|c: char| c != '/') => format!("{}/{name}", &base[..i]),
-        _ => format!("{base}/{name}"),
-    };
+    let Some((base, name, url)) = crate::support::fresh_postgres().await else { return };
     behaves(Store::open(&url).await.expect("open postgres")).await;
-    sqlx::query(&format!("DROP DATABASE {name}")).execute(&mut admin).await.expect("drop db");
+    crate::support::drop_postgres(&base, &name).await;
 }

@@ -41,6 +41,10 @@ impl Scratch {
             let data = self.data();
             let text = shipped.replace("data_dir = \"data\"", &format!("data_dir = {:?}", data.display().to_string()));
             std::fs::write(&config, text).expect("write config");
+            // The rule files the config names, beside it.
+            for f in ["keywords.toml", "rules.toml", "calendar.toml", "dict.txt"] {
+                std::fs::copy(repo().join("config").join(f), self.path().join(f)).expect("copy rule file");
+            }
         }
         std::process::Command::new(env!("CARGO_BIN_EXE_xinfang"))
             .arg("--config")
@@ -162,4 +166,32 @@ pub fn tiff_pages(pages: usize) -> Vec<u8> {
         }
     }
     out.into_inner()
+}
+
+/// A fresh PostgreSQL database on the server XINFANG_TEST_POSTGRES_URL names, or `None`
+/// (the PostgreSQL half of a test is then skipped, saying so). Returns the admin URL and the
+/// new database's URL; `drop_postgres` removes it.
+pub async fn fresh_postgres() -> Option<(String, String, String)> {
+    let Ok(base) = std::env::var("XINFANG_TEST_POSTGRES_URL") else {
+        eprintln!("XINFANG_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
+        return None;
+    };
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name =
+        format!("xinfang_test_{}_{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let mut admin = sqlx::AnyConnection::connect(&base).await.expect("connect postgres");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create db");
+    let url = match base.rfind('/') {
+        Some(i) if base[..i].ends_with(|c: char| c != '/') => format!("{}/{name}", &base[..i]),
+        _ => format!("{base}/{name}"),
+    };
+    Some((base, name, url))
+}
+
+/// Drops a database made by `fresh_postgres`.
+pub async fn drop_postgres(base: &str, name: &str) {
+    use sqlx::Connection;
+    let mut admin = sqlx::AnyConnection::connect(base).await.expect("connect postgres");
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop db");
 }

@@ -4,3 +4,4 @@ mod bad_input;
 mod ingest;
 mod store;
 mod support;
+mod understanding;

@@ -345,8 +345,10 @@ impl Classifier {
             ));
             (LetterClass::NoSubstance, 0.55, vague.is_empty())
         } else {
-            reasons.push("no rule recognised an accusation, appeal, suggestion or another organ's matter".into());
-            (LetterClass::OutOfScope, 0.3, true)
+            reasons.push(
+                "无实质内容: no rule recognised an accusation, appeal, suggestion or another organ's matter".into(),
+            );
+            (LetterClass::NoSubstance, 0.3, true)
         };
         if !vague.is_empty() && class == LetterClass::Accusation {
             reasons.push(format!("also uses words without substance ({})", vague.join("、")));

@@ -273,7 +273,7 @@ impl Extractor {
                 continue;
             }
             for (pos, _) in text.match_indices(name.as_str()) {
-                if !mentions.iter().any(|x| pos >= x.start && pos < x.end.max(x.start + 1) + name.len() + 12) {
+                if !mentions.iter().any(|x| pos >= x.start && pos <= x.end) {
                     mentions.push(Mention { start: pos, end: pos + name.len(), labelled: false, ..m.clone() });
                 }
             }

@@ -75,9 +75,14 @@ impl Segmenter {
         in_words as f32 / total as f32
     }
 
-    /// Whether `word` is in the dictionary.
+    /// Whether `word` is a common word of the dictionary other than a person's name
+    /// (安排 is a word; 王大明, also in jieba's dictionary, is tagged as a name).
     pub fn is_word(&self, word: &str) -> bool {
-        self.jieba.has_word(word)
+        if !self.jieba.has_word(word) {
+            return false;
+        }
+        let tags = self.jieba.tag(word, false);
+        !(tags.len() == 1 && tags[0].tag.starts_with("nr"))
     }
 
     /// Cuts `text` into tokens (with jieba's HMM for unknown words such as names).
