@@ -13,8 +13,24 @@ fn truth(stem: &str, pages: u32) -> String {
 }
 
 fn assert_cer(text: &str, stem: &str, pages: u32, bound: f64) {
-    let cer = CerCount::of(text, &truth(stem, pages)).rate().expect("truth has text");
+    assert_cer_against(text, &truth(stem, pages), stem, bound);
+}
+
+fn assert_cer_against(text: &str, truth: &str, stem: &str, bound: f64) {
+    let cer = CerCount::of(text, truth).rate().expect("truth has text");
     assert!(cer <= bound, "{stem}: CER {:.2}% above {:.1}%\n{text}", cer * 100.0, bound * 100.0);
+}
+
+/// The stored text has the reporter's identity taken out; the truth is compared with the same
+/// identity (read through `xinfang identity`) taken out of it.
+fn assert_case_cer(s: &Scratch, report: &serde_json::Value, stem: &str, pages: u32, bound: f64) {
+    let case = report["case_no"].as_str().expect("case_no");
+    let out = s.run(&["identity", case, "--reader", "test", "--role", "信访室负责人", "--purpose", "CER check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let identity: xinfang_models::ReporterIdentity = serde_json::from_str(&stdout).unwrap_or_default();
+    let truth = xinfang::understand::redact(&truth(stem, pages), &identity);
+    assert_cer_against(report["text"].as_str().expect("text"), &truth, stem, bound);
 }
 
 #[test]
@@ -48,8 +64,8 @@ fn scans_and_typed_letters_become_numbered_cases_and_repeats_are_duplicates() {
     let conf = r[0]["ocr_confidence"].as_f64().expect("scan has a confidence");
     assert!(conf > 0.6 && conf <= 1.0, "{conf}");
     assert!(r[2]["ocr_confidence"].is_null(), "typed letters are not OCR'd");
-    assert_cer(r[0]["text"].as_str().unwrap(), "l01_ming_clean", 1, 0.03);
-    assert_cer(r[1]["text"].as_str().unwrap(), "l10_wenkai_folder", 2, 0.05);
+    assert_case_cer(&s, &r[0], "l01_ming_clean", 1, 0.03);
+    assert_case_cer(&s, &r[1], "l10_wenkai_folder", 2, 0.05);
     let typed = r[2]["text"].as_str().unwrap();
     assert!(!typed.contains('２') && typed.contains("2024"), "full-width digits are folded: {typed}");
 
@@ -120,8 +136,8 @@ fn sideways_and_skewed_scans_are_straightened() {
     let out = s.run(&["ingest", "--json", rot.to_str().unwrap(), poor.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = json_lines(&out);
-    assert_cer(r[0]["text"].as_str().unwrap(), "l06_notoserif_rot90", 1, 0.05);
-    assert_cer(r[1]["text"].as_str().unwrap(), "l03_hei_poor", 1, 0.05);
+    assert_case_cer(&s, &r[0], "l06_notoserif_rot90", 1, 0.05);
+    assert_case_cer(&s, &r[1], "l03_hei_poor", 1, 0.05);
     let show = s.run(&["show", "--json", r[0]["case_no"].as_str().unwrap()]);
     let detail: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
     let rotation = detail["pages"][0]["rotation"].as_u64().unwrap();

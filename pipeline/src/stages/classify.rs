@@ -89,12 +89,10 @@ impl Classifier {
                     if s.name.is_none() {
                         s.name.clone_from(&m.name);
                     }
-                    if s.unit.is_none()
-                        || m.unit.as_ref().is_some_and(|u| s.unit.as_ref().is_some_and(|su| u.len() > su.len()))
-                    {
-                        if m.unit.is_some() {
-                            s.unit.clone_from(&m.unit);
-                        }
+                    let longer_unit =
+                        m.unit.as_ref().is_some_and(|u| s.unit.as_ref().is_none_or(|su| u.len() > su.len()));
+                    if longer_unit {
+                        s.unit.clone_from(&m.unit);
                     }
                     if s.post.is_none() || (p.role != Role::Official && m.role == Role::Official) {
                         s.post.clone_from(&m.post);

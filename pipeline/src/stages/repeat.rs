@@ -248,9 +248,7 @@ impl RepeatRulesCompiled {
         let mut new_facts: Option<(f32, &Candidate)> = None;
         for c in candidates {
             let same_person = same_subject(&fp.subjects, &c.fingerprint.subjects);
-            // Matched on the post alone: the matter must be clearly the same.
-            let bar =
-                if same_person == Some(Match::PostOnly) { self.rules.same_matter } else { self.rules.same_matter };
+            let bar = self.rules.same_matter;
             let text_sim = minhash_similarity(&fp.minhash, &c.fingerprint.minhash);
             let fact_sim = jaccard(&fp.facts, &c.fingerprint.facts);
             let sim = 0.5 * text_sim + 0.5 * fact_sim;
