@@ -8,4 +8,4 @@ bash pipeline/scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/xinfang-target}"
 export OMP_THREAD_LIMIT=1
 cargo build --release --quiet
-exec "$CARGO_TARGET_DIR/release/xinfang" ingest samples/scans samples/text samples/letters "$@"
+exec "$CARGO_TARGET_DIR/release/xinfang" ingest samples/scans samples/text samples/letters/*.txt "$@"
