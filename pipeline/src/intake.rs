@@ -405,6 +405,10 @@ impl Intake {
             r.ocr_confidence = existing.ocr_confidence.map(|c| c as f32);
             r.format = InputFormat::parse(&existing.format);
         }
+        // The decision stored with the case is part of what the user sees of it.
+        if let Some(d) = self.store.decision(case_no).await? {
+            r.set_decision(&d);
+        }
         r.case_no = Some(case_no.to_string());
         r.sha256 = Some(sha.to_string());
         Ok(r)

@@ -93,7 +93,7 @@ impl Understander {
             Some((i, _)) => (&text[..i], true),
             None => (text, false),
         };
-        let folded = self.fold(head);
+        let folded = self.fold(&unwrap_lines(head));
         let text = folded.as_str();
         let tokens = self.segmenter.segment(text);
         let tags = self.tagger.tag(text, &tokens);
@@ -221,6 +221,27 @@ impl Understander {
     }
 }
 
+/// Joins lines a scan wrapped in mid-sentence (a long line not ending in punctuation,
+/// followed by text), so that sentences and names are whole again. Short lines (titles,
+/// salutations, signatures) and lines ending a sentence keep their break.
+pub fn unwrap_lines(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(line);
+        let Some(next) = lines.get(i + 1) else { break };
+        let trimmed = line.trim_end();
+        let ends_sentence = trimmed.ends_with(['。', '！', '？', '；', '：', '」', '”', '…', '.', '!', '?', ':']);
+        let wraps = trimmed.chars().count() >= 18
+            && !ends_sentence
+            && next.trim_start().chars().next().is_some_and(|c| c.is_alphanumeric() || "，、（）“”".contains(c));
+        if !wraps {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The letter text with the reporter's identifying strings replaced, for storage apart from
 /// the identity itself.
 pub fn redact(text: &str, identity: &ReporterIdentity) -> String {
@@ -273,6 +294,13 @@ fn redact_digits(text: &str, digits: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrapped_scan_lines_are_joined_but_paragraphs_kept() {
+        let t =
+            unwrap_lines("学校的食品由校长秦某某指定的一家公司供应，这家公司的老板\n是秦某某的妻弟。\n举报人：李四");
+        assert_eq!(t, "学校的食品由校长秦某某指定的一家公司供应，这家公司的老板是秦某某的妻弟。\n举报人：李四");
+    }
 
     #[test]
     fn identity_is_redacted_even_when_spaced() {

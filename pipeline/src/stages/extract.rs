@@ -343,7 +343,12 @@ impl Extractor {
                     men.labelled = true;
                     continue;
                 }
-                if let Some((name, end)) = self.name_after(text, at, bounds) {
+                // 「举报方式」「反映情况」: a common word after the verb is not a name.
+                let prefix_is_word = |name: &str| {
+                    let two: String = name.chars().take(2).collect();
+                    name.chars().count() == 3 && (self.is_word)(&two)
+                };
+                if let Some((name, end)) = self.name_after(text, at, bounds).filter(|(n, _)| !prefix_is_word(n)) {
                     if let Some(men) = mentions.iter_mut().find(|x| x.name.as_deref() == Some(name.as_str())) {
                         men.labelled = true;
                     } else {
