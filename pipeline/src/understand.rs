@@ -232,9 +232,12 @@ pub fn unwrap_lines(text: &str) -> String {
         let Some(next) = lines.get(i + 1) else { break };
         let trimmed = line.trim_end();
         let ends_sentence = trimmed.ends_with(['。', '！', '？', '；', '：', '」', '”', '…', '.', '!', '?', ':']);
+        // Only Chinese runs on into Chinese: a line ending in digits (a phone number) stays.
+        let han = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
         let wraps = trimmed.chars().count() >= 18
             && !ends_sentence
-            && next.trim_start().chars().next().is_some_and(|c| c.is_alphanumeric() || "，、（）“”".contains(c));
+            && trimmed.chars().next_back().is_some_and(han)
+            && next.trim_start().chars().next().is_some_and(|c| han(c) || "，、（）“”".contains(c));
         if !wraps {
             out.push('\n');
         }
