@@ -250,7 +250,8 @@ impl Reader {
             ingest::decode_letter(&bytes, &limits)
         })
         .await
-        .map_err(|e| LetterError::Crashed(e.to_string()))??;
+        // The panic's own message is not repeated: it may quote the letter.
+        .map_err(|e| LetterError::Crashed(if e.is_panic() { "a decoder panicked".into() } else { e.to_string() }))??;
         let format = decoded.first().map(|f| f.format).unwrap_or(InputFormat::Text);
         let contents: Vec<PageContent> = decoded.into_iter().flat_map(|f| f.pages).collect();
         let mut pending = Vec::with_capacity(contents.len());
@@ -466,7 +467,8 @@ impl Intake {
                     Ok(u) => u,
                     // A bug in a rule must not lose the letter: it is registered for review.
                     Err(e) => {
-                        tracing::error!(source = %input.source, "rules stage failed: {e}");
+                        // Not the panic's message: it may quote the letter.
+                        tracing::error!(source = %input.source, panicked = e.is_panic(), "rules stage failed");
                         self.understander.undecided("internal error in the rules stage")
                     }
                 };
