@@ -15,7 +15,7 @@ use crate::stages::ocr::{OcrError, OcrPool};
 use crate::store::{
     sha256, Decided, FileStore, FileStoreError, NewCase, Registration, Store, StoreError, StoredOriginal,
 };
-use crate::understand::{redact, Understander};
+use crate::understand::Understander;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -476,9 +476,9 @@ impl Intake {
                 let candidates = self.store.repeat_candidates(&understanding.lookup_keys, per_key).await?;
                 self.understander.settle(&mut understanding, &candidates, received);
                 // The reporter's identity lives in its own table, not in the letter's text.
-                let text = redact(&text, &understanding.identity);
+                let text = self.understander.redact(&text, &understanding.identity);
                 for p in &mut letter.pages {
-                    p.text = redact(&p.text, &understanding.identity);
+                    p.text = self.understander.redact(&p.text, &understanding.identity);
                     for w in &mut p.words {
                         if understanding
                             .identity

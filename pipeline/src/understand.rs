@@ -133,7 +133,7 @@ impl Understander {
             deadlines: Vec::new(),
             rules_version: self.cat.rules.version.clone(),
         };
-        decision.deadlines = self.deadlines(&decision, received);
+        self.set_deadlines(&mut decision, received);
         Understanding { decision, identity: ex.reporter, fingerprint, keys, lookup_keys }
     }
 
@@ -187,7 +187,7 @@ impl Understander {
                 candidates.len()
             ));
         }
-        d.deadlines = self.deadlines(d, received);
+        self.set_deadlines(d, received);
         verdict
     }
 
@@ -215,9 +215,39 @@ impl Understander {
             .collect()
     }
 
-    /// Whether every deadline falls inside the calendar's coverage.
-    pub fn calendar_covers(&self, received: NaiveDate, days: u32) -> bool {
-        self.calendar.add_working_days(received, days).1
+    /// `redact`, also where the letter wrote the identity in traditional characters (the
+    /// rules read folded text, so the identity they found is simplified).
+    pub fn redact(&self, text: &str, identity: &ReporterIdentity) -> String {
+        let folded = self.fold(text);
+        let mut marks = vec![false; text.chars().count()];
+        for needle in identity.identifying_strings() {
+            let n = needle.chars().count();
+            for (byte, _) in folded.match_indices(needle) {
+                let start = folded[..byte].chars().count();
+                marks[start..start + n].iter_mut().for_each(|m| *m = true);
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut in_mark = false;
+        for (c, marked) in text.chars().zip(marks) {
+            if marked && !in_mark {
+                out.push_str("〔举报人信息〕");
+            } else if !marked {
+                out.push(c);
+            }
+            in_mark = marked;
+        }
+        redact(&out, identity)
+    }
+
+    /// Sets the deadlines and says so when one runs past the calendar's coverage.
+    fn set_deadlines(&self, d: &mut Decision, received: NaiveDate) {
+        d.deadlines = self.deadlines(d, received);
+        let uncovered = d.deadlines.iter().any(|dl| !self.calendar.add_working_days(received, dl.working_days).1);
+        let note = "a deadline runs past config/calendar.toml: weekends only were counted; add the new year's holidays";
+        if uncovered && !d.reasons.iter().any(|r| r == note) {
+            d.reasons.push(note.into());
+        }
     }
 }
 
@@ -297,6 +327,13 @@ fn redact_digits(text: &str, digits: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_written_in_traditional_characters_is_redacted_too() {
+        let u = Understander::new(&Catalogue::builtin().expect("rules")).expect("stages");
+        let id = ReporterIdentity { name: Some("刘长根".into()), ..Default::default() };
+        assert_eq!(u.redact("舉報人：劉長根，電話", &id), "舉報人：〔举报人信息〕，電話");
+    }
 
     #[test]
     fn wrapped_scan_lines_are_joined_but_paragraphs_kept() {
