@@ -1,6 +1,7 @@
 //! The intake chain for a batch of letters: store each original, skip letters already
-//! registered, decode, OCR the pages across the engines, normalise, and register the case,
-//! in input order. This is where tokio meets the synchronous stages: decoding runs on the
+//! registered, decode, OCR the pages across the engines, normalise, decide what the letter is
+//! (the understanding stages and a repeat lookup in the store), and register the case, in
+//! input order. This is where tokio meets the synchronous stages: decoding runs on the
 //! blocking pool, OCR on the engine threads, and a bounded number of letters is in flight.
 //!
 //! **Invariant:** an original is stored (fsynced, content-addressed) before anything else
