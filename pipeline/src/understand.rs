@@ -9,11 +9,13 @@ use crate::stages::calendar::WorkCalendar;
 use crate::stages::catalogue::Catalogue;
 use crate::stages::classify::Classifier;
 use crate::stages::extract::{ExtractError, Extractor};
+use crate::stages::normalize::is_han;
 use crate::stages::repeat::{Candidate, Fingerprint, RepeatRulesCompiled, RepeatVerdict};
 use crate::stages::segment::{SegmentError, Segmenter};
 use crate::stages::tag::{Category, TagError, Tagger};
 use chrono::NaiveDate;
 use std::collections::HashMap;
+use std::sync::Arc;
 use thiserror::Error;
 use xinfang_models::{Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity};
 
@@ -44,7 +46,7 @@ pub struct Understanding {
 /// The compiled stages.
 pub struct Understander {
     fold: HashMap<char, char>,
-    segmenter: Segmenter,
+    segmenter: Arc<Segmenter>,
     tagger: Tagger,
     extractor: Extractor,
     classifier: Classifier,
@@ -58,14 +60,13 @@ impl Understander {
     pub fn new(cat: &Catalogue) -> Result<Understander, UnderstandError> {
         let chars: Vec<char> = cat.keywords.fold.pairs.chars().collect();
         let fold = chars.chunks(2).filter(|p| p.len() == 2 && p[0] != p[1]).map(|p| (p[0], p[1])).collect();
+        // One jieba for cutting and for telling words from names: its dictionary is large.
+        let segmenter = Arc::new(Segmenter::new(&cat.dictionary)?);
         Ok(Understander {
             fold,
-            segmenter: Segmenter::new(&cat.dictionary)?,
+            segmenter: Arc::clone(&segmenter),
             tagger: Tagger::new(&cat.keywords)?,
-            extractor: Extractor::new(cat, {
-                let words = Segmenter::new(&cat.dictionary)?;
-                Box::new(move |w: &str| words.is_word(w))
-            })?,
+            extractor: Extractor::new(cat, Box::new(move |w: &str| segmenter.is_word(w)))?,
             classifier: Classifier::new(cat),
             calendar: WorkCalendar::new(&cat.calendar),
             repeat: RepeatRulesCompiled::new(&cat.rules.repeat, &cat.rules.post_synonyms),
@@ -98,7 +99,7 @@ impl Understander {
         let tokens = self.segmenter.segment(text);
         let tags = self.tagger.tag(text, &tokens);
         let ex = self.extractor.extract(text, &tags, &|p| tokens.is_boundary(p));
-        let han = text.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c)).count();
+        let han = text.chars().filter(|c| is_han(*c)).count();
         let share = self.segmenter.word_share(text, &tokens);
         let c = self.classifier.classify(text, &tags, &ex, han, share);
         let claims_new = tags.iter().any(|t| t.is(|c| c == Category::NewFacts));
@@ -263,11 +264,10 @@ pub fn unwrap_lines(text: &str) -> String {
         let trimmed = line.trim_end();
         let ends_sentence = trimmed.ends_with(['。', '！', '？', '；', '：', '」', '”', '…', '.', '!', '?', ':']);
         // Only Chinese runs on into Chinese: a line ending in digits (a phone number) stays.
-        let han = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
         let wraps = trimmed.chars().count() >= 18
             && !ends_sentence
-            && trimmed.chars().next_back().is_some_and(han)
-            && next.trim_start().chars().next().is_some_and(|c| han(c) || "，、（）“”".contains(c));
+            && trimmed.chars().next_back().is_some_and(is_han)
+            && next.trim_start().chars().next().is_some_and(|c| is_han(c) || "，、（）“”".contains(c));
         if !wraps {
             out.push('\n');
         }

@@ -172,18 +172,15 @@ impl Classifier {
         let mut acc = vec![0f32; persons.len()];
         let mut acts: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); persons.len()];
         let mut sub_kinds: Vec<(f32, usize)> = Vec::new();
-        let mut accusation_sentences: BTreeSet<usize> = BTreeSet::new();
         for t in tags {
             let si = sentence_of(&sents, t.start);
             let Some(p) = actor_of.get(si).copied().flatten() else { continue };
             for c in &t.categories {
                 match *c {
-                    Category::Behaviour(b) => {
-                        if acts[p].insert(t.word.as_str()) {
-                            acc[p] += k.behaviour[b].weight;
-                            sub_kinds.push((k.behaviour[b].weight, b));
-                        }
-                        accusation_sentences.insert(si);
+                    // A word counts once per person, however often it is repeated.
+                    Category::Behaviour(b) if acts[p].insert(t.word.as_str()) => {
+                        acc[p] += k.behaviour[b].weight;
+                        sub_kinds.push((k.behaviour[b].weight, b));
                     }
                     Category::Domain(_) => acc[p] += 0.25,
                     _ => {}
@@ -206,7 +203,6 @@ impl Classifier {
         let dates: BTreeSet<&str> = ex.dates.iter().filter(|d| body(d.start)).map(|d| d.value.as_str()).collect();
         let acts_total: BTreeSet<&str> = accused.iter().flat_map(|&i| acts[i].iter().copied()).collect();
         let facts = amounts.len() + dates.len() + acts_total.len().min(3);
-        let _ = &accusation_sentences;
 
         // Other signals.
         let count = |pred: &dyn Fn(Category) -> bool| -> usize {

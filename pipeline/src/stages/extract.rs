@@ -5,6 +5,7 @@
 //! Pure after construction. It never classifies: it reports what is written and where.
 
 use crate::stages::catalogue::Catalogue;
+use crate::stages::normalize::is_han;
 use crate::stages::tag::{Category, Tag};
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
@@ -66,7 +67,8 @@ pub struct Extracted {
 }
 
 const SURNAMES: &str = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤常温康施文牛樊葛邢安齐易乔伍庞颜倪庄聂章鲁岳翟殷詹申欧耿关兰焦俞左柳甘祝包宁尚符舒阮柯纪梅童凌毕单季裴霍涂成苗谷盛曲翁冉骆蓝路游辛靳管柴蒙鲍华喻祁蒲房滕屈饶解牟艾尤阳时穆农司卓古吉缪简车项连芦麦褚娄窦戚岑景党宫费卜冷晏席卫米柏宗瞿桂全佟应臧闵苟邬边卞姬师仇栾隋商刁沙荣巫寇桑郎甄丛仲虞敖巩佘池查麻苑迟邝黎";
-const COMPOUND_SURNAMES: [&str; 10] = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "夏侯", "慕容", "公孙"];
+pub(crate) const COMPOUND_SURNAMES: [&str; 10] =
+    ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "夏侯", "慕容", "公孙"];
 /// Characters that end a given name: function words, kinship and role words.
 const NAME_STOP: &str = "一二三四五六七八九十查请的是在把和与及将被给对向从让叫说还又也就都等们家以为了着过到这那其他她我你您镇村县乡市区局所组爷老汉婆娘哥姐弟妹叔伯嫂儿子女媳夫妻事钱款元万块啊吧呢吗，。、；：！？（）()《》“”‘’ \n\t收拿贪搞私利用去来找要不没有很太先后上下";
 /// Characters that stop the backwards scan for a post's unit.
@@ -191,13 +193,7 @@ impl Extractor {
             if covered.iter().any(|&(s, e)| m.start() < e && s < m.end() + 3) {
                 continue;
             }
-            let mut at = m.end();
-            for filler in ["的工作人员", "工作人员", "的"] {
-                if text[at..].starts_with(filler) {
-                    at += filler.len();
-                    break;
-                }
-            }
+            let at = skip_filler(text, m.end(), &["的工作人员", "工作人员", "的"]);
             if let Some((name, end)) = self.name_after(text, at, token_bounds) {
                 let unit = self.unit_before(text, m.end());
                 let rank = self.general_rank(unit.as_deref());
@@ -236,13 +232,7 @@ impl Extractor {
             }
             let after = self.name_after(text, t.end, token_bounds);
             let before = || {
-                let mut head = &text[..t.start];
-                for filler in ["是一名", "是一个", "是个", "也是", "是", "（", "(", "，"] {
-                    if let Some(h) = head.strip_suffix(filler) {
-                        head = h;
-                        break;
-                    }
-                }
+                let head = strip_filler(&text[..t.start], &["是一名", "是一个", "是个", "也是", "是", "（", "(", "，"]);
                 self.name_before(text, head.len(), token_bounds)
             };
             if let Some((name, _)) = after.or_else(before) {
@@ -329,13 +319,7 @@ impl Extractor {
             while let Some(i) = text[from..].find(verb) {
                 let pos = from + i + verb.len();
                 from = pos;
-                let mut at = pos;
-                for filler in ["我们村的", "我们村", "我村的", "我村", "本村的", "本村", "一下"] {
-                    if text[at..].starts_with(filler) {
-                        at += filler.len();
-                        break;
-                    }
-                }
+                let at = skip_filler(text, pos, &["我们村的", "我们村", "我村的", "我村", "本村的", "本村", "一下"]);
                 let close = |x: &Mention| {
                     x.start >= at && x.start <= at + 36 && !text[at..x.start].contains(['，', '。', '；', '\n', '、'])
                 };
@@ -479,13 +463,7 @@ impl Extractor {
         let head = text[..post_start].strip_suffix('的')?;
         let surname = head.chars().next_back().filter(|c| self.surnames.contains(c))?;
         let head = head[..head.len() - surname.len_utf8()].strip_suffix('姓')?;
-        let mut end = head.len();
-        for filler in ["有一个", "有一位", "有个", "有位", "那个", "一个", "一位", "里", "的"] {
-            if head[..end].ends_with(filler) {
-                end -= filler.len();
-                break;
-            }
-        }
+        let end = strip_filler(head, &["有一个", "有一位", "有个", "有位", "那个", "一个", "一位", "里", "的"]).len();
         Some((surname.to_string(), end))
     }
 
@@ -493,9 +471,6 @@ impl Extractor {
     fn name_before(&self, text: &str, end: usize, bounds: &dyn Fn(usize) -> bool) -> Option<(String, usize)> {
         let head = text.get(..end)?;
         let head_t = head.trim_end_matches(['（', '(', '，', ' ']);
-        if head_t.len() == head.len() && !head.is_empty() {
-            // Only a name set off by punctuation, or directly before a unit, is taken.
-        }
         let starts: Vec<usize> = head_t.char_indices().rev().take(4).map(|(i, _)| i).collect();
         for s in starts.into_iter().rev() {
             if let Some((name, e)) = self.name_after(text, s, bounds) {
@@ -663,8 +638,14 @@ impl Extractor {
     }
 }
 
-fn is_han(c: char) -> bool {
-    ('\u{4e00}'..='\u{9fff}').contains(&c) || ('\u{3400}'..='\u{4dbf}').contains(&c)
+/// `at` moved past the first of `fillers` the text there starts with, if any.
+fn skip_filler(text: &str, at: usize, fillers: &[&str]) -> usize {
+    fillers.iter().find(|f| text[at..].starts_with(**f)).map_or(at, |f| at + f.len())
+}
+
+/// `head` without the first of `fillers` it ends with, if any.
+fn strip_filler<'a>(head: &'a str, fillers: &[&str]) -> &'a str {
+    fillers.iter().find_map(|f| head.strip_suffix(*f)).unwrap_or(head)
 }
 
 /// The run of Han characters and digits that ends at `end`, stopped by punctuation or by a

@@ -128,8 +128,7 @@ pub fn lowest_place(unit: &str) -> Option<&str> {
 }
 
 fn surname_of(name: &str) -> &str {
-    let compound = ["欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "夏侯", "慕容", "公孙"];
-    if let Some(c) = compound.iter().find(|c| name.starts_with(*c)) {
+    if let Some(c) = crate::stages::extract::COMPOUND_SURNAMES.iter().find(|c| name.starts_with(*c)) {
         return &name[..c.len()];
     }
     name.char_indices().nth(1).map_or(name, |(i, _)| &name[..i])
@@ -242,7 +241,7 @@ impl RepeatRulesCompiled {
 
     /// Compares a letter with earlier candidates (oldest first) and decides.
     pub fn judge(&self, fp: &Fingerprint, candidates: &[Candidate]) -> RepeatVerdict {
-        let mut best: Option<(f32, &Candidate, bool)> = None;
+        let mut best: Option<(f32, &Candidate)> = None;
         let mut closest: Option<(f32, &Candidate)> = None;
         // Same person, a letter saying it brings new facts, though the wording differs.
         let mut new_facts: Option<(f32, &Candidate)> = None;
@@ -265,7 +264,7 @@ impl RepeatRulesCompiled {
             }
             // Candidates come oldest first: the earliest matching letter is the original.
             if matches && best.is_none() {
-                best = Some((sim, c, same_person.is_some()));
+                best = Some((sim, c));
             }
             if same_person == Some(Match::Person)
                 && fp.claims_new
@@ -287,7 +286,7 @@ impl RepeatRulesCompiled {
                 ..RepeatVerdict::default()
             };
         }
-        let Some((sim, c, _)) = best else {
+        let Some((sim, c)) = best else {
             let mut v = RepeatVerdict::default();
             if let Some((sim, c)) = closest {
                 v.reasons.push(format!(

@@ -3,6 +3,7 @@
 //! It never decides anything; tagging and extraction use the tokens for word boundaries and
 //! repeat detection uses them as the letter's vocabulary.
 
+use crate::stages::normalize::is_han;
 use jieba_rs::Jieba;
 use thiserror::Error;
 
@@ -60,7 +61,7 @@ impl Segmenter {
     /// The share of Chinese characters that fall in dictionary words of two or more
     /// characters: real letters score well above OCR garbage.
     pub fn word_share(&self, text: &str, tokens: &Tokens) -> f32 {
-        let han = |s: &str| s.chars().filter(|c| ('\u{4e00}'..='\u{9fff}').contains(c)).count();
+        let han = |s: &str| s.chars().filter(|c| is_han(*c)).count();
         let total = han(text);
         if total == 0 {
             return 0.0;
