@@ -31,6 +31,8 @@ fn new_case(seed: &str) -> NewCase {
         needs_review: true,
         received_at: chrono::Utc::now().timestamp_millis(),
         decided: None,
+        ocr_engine: None,
+        manual: None,
     }
 }
 

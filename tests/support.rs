@@ -35,6 +35,44 @@ impl Scratch {
 
     /// Runs `xinfang ARGS` with the shipped config and this scratch's data directory.
     pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run xinfang")
+    }
+
+    /// Starts `xinfang ARGS` in the background, its output going to `<name>.out`/`.err`.
+    pub fn spawn(&self, args: &[&str], name: &str) -> std::process::Child {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(self.path().join(format!("{name}.out")));
+        let err = std::fs::OpenOptions::new().create(true).append(true).open(self.path().join(format!("{name}.err")));
+        self.command(args)
+            .stdout(out.expect("stdout file"))
+            .stderr(err.expect("stderr file"))
+            .spawn()
+            .expect("spawn xinfang")
+    }
+
+    /// What a background run wrote to stdout and stderr so far.
+    pub fn output_of(&self, name: &str) -> (String, String) {
+        let read = |ext: &str| std::fs::read_to_string(self.path().join(format!("{name}.{ext}"))).unwrap_or_default();
+        (read("out"), read("err"))
+    }
+
+    /// Changes the scratch configuration: each `(from, to)` replaced in it.
+    pub fn configure(&self, edits: &[(&str, &str)]) {
+        self.command(&["check-config"]).output().expect("write config");
+        let path = self.path().join("xinfang.toml");
+        let mut text = std::fs::read_to_string(&path).expect("read config");
+        for (from, to) in edits {
+            assert!(text.contains(from), "config has no {from:?}");
+            text = text.replace(from, to);
+        }
+        std::fs::write(&path, text).expect("write config");
+    }
+
+    /// The SQLite URL of this scratch's store.
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}?mode=rwc", self.data().join("xinfang.db").display())
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
         let config = self.path().join("xinfang.toml");
         if !config.exists() {
             let shipped = std::fs::read_to_string(repo().join("config/xinfang.toml")).expect("shipped config");
@@ -46,14 +84,9 @@ impl Scratch {
                 std::fs::copy(repo().join("config").join(f), self.path().join(f)).expect("copy rule file");
             }
         }
-        std::process::Command::new(env!("CARGO_BIN_EXE_xinfang"))
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("DATABASE_URL")
-            .output()
-            .expect("run xinfang")
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xinfang"));
+        cmd.arg("--config").arg(&config).args(args).current_dir(self.path()).env_remove("DATABASE_URL");
+        cmd
     }
 }
 
@@ -173,6 +206,10 @@ pub fn tiff_pages(pages: usize) -> Vec<u8> {
 /// new database's URL; `drop_postgres` removes it.
 pub async fn fresh_postgres() -> Option<(String, String, String)> {
     let Ok(base) = std::env::var("XINFANG_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("XINFANG_REQUIRE_POSTGRES").is_none(),
+            "XINFANG_REQUIRE_POSTGRES is set but XINFANG_TEST_POSTGRES_URL names no server"
+        );
         eprintln!("XINFANG_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
         return None;
     };
@@ -194,4 +231,20 @@ pub async fn drop_postgres(base: &str, name: &str) {
     use sqlx::Connection;
     let mut admin = sqlx::AnyConnection::connect(base).await.expect("connect postgres");
     sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.expect("drop db");
+}
+
+/// Runs a store test on a fresh SQLite file, then on a fresh PostgreSQL database (when one is
+/// configured; see `fresh_postgres`). The test gets the opened store and its URL.
+pub async fn with_each_store<F, Fut>(test: F)
+where
+    F: Fn(xinfang::store::Store, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display());
+    test(xinfang::store::Store::open(&url).await.expect("open sqlite"), url).await;
+    if let Some((base, name, url)) = fresh_postgres().await {
+        test(xinfang::store::Store::open(&url).await.expect("open postgres"), url.clone()).await;
+        drop_postgres(&base, &name).await;
+    }
 }

@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod ingest;
+mod queue;
+mod service;
 mod store;
 mod support;
 mod understanding;

@@ -108,10 +108,13 @@ pub enum CaseStatus {
     Closed,
     /// 已反馈
     FedBack,
+    /// 待人工处理: the intake gave up on reading the letter (retries exhausted); its
+    /// originals are kept and a person registers what it says.
+    ManualHandling,
 }
 
 impl CaseStatus {
-    pub const ALL: [CaseStatus; 10] = [
+    pub const ALL: [CaseStatus; 11] = [
         CaseStatus::AwaitingSignOff,
         CaseStatus::Registered,
         CaseStatus::NotAccepted,
@@ -122,6 +125,7 @@ impl CaseStatus {
         CaseStatus::Merged,
         CaseStatus::Closed,
         CaseStatus::FedBack,
+        CaseStatus::ManualHandling,
     ];
 
     /// The stable name stored in the database.
@@ -137,6 +141,7 @@ impl CaseStatus {
             CaseStatus::Merged => "merged",
             CaseStatus::Closed => "closed",
             CaseStatus::FedBack => "fed_back",
+            CaseStatus::ManualHandling => "manual_handling",
         }
     }
 
@@ -153,6 +158,7 @@ impl CaseStatus {
             CaseStatus::Merged => "已合并",
             CaseStatus::Closed => "已办结",
             CaseStatus::FedBack => "已反馈",
+            CaseStatus::ManualHandling => "待人工处理",
         }
     }
 

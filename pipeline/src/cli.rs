@@ -4,18 +4,22 @@
 use crate::config::Config;
 use crate::intake::{expand_inputs, Intake, LetterReport, Reader};
 use crate::stages::ocr::OcrPool;
-use crate::store::{redact, Store};
+use crate::store::{redact, CaseSelection, JobKind, Store};
 use crate::understand::Understander;
+use crate::watch::Watcher;
+use crate::worker::{WorkOptions, WorkReport};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use xinfang_models::{CaseNo, IngestStatus};
+use xinfang_models::{HandlingLevel, LetterClass};
 
 /// The configuration compiled into the binary, used when no config file is found.
-const DEFAULT_CONFIG: &str = include_str!("../../config/xinfang.toml");
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/xinfang.toml");
 
 #[derive(Parser)]
 #[command(name = "xinfang", version, about = "Xinfang Intake: scanned petition letters in, registered cases out")]
@@ -89,6 +93,69 @@ enum Command {
         #[arg(long)]
         purpose: String,
     },
+    /// Work the job queue: register queued letters and re-runs. Several workers, on several
+    /// machines sharing one PostgreSQL, each take different jobs
+    Worker {
+        /// Stop when nothing is queued or running
+        #[arg(long)]
+        drain: bool,
+        /// One JSON object per job on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watch folders: every letter dropped in is registered, then moved to the archive (or,
+    /// when it cannot be read, to quarantine with the reason beside it). SIGTERM or Ctrl-C
+    /// stops taking new letters and finishes the ones in flight
+    Watch {
+        /// Only queue the letters; `xinfang worker` processes elsewhere register them
+        #[arg(long)]
+        no_worker: bool,
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Re-run the rules (or OCR and the rules, with --ocr) over stored letters. Resumable:
+    /// the same command after an interruption does what is left. A reviewer's decision is
+    /// never overwritten: the new suggestion is recorded beside it and differences flagged
+    Reprocess {
+        /// Read the originals again with OCR (otherwise the stored text is re-read)
+        #[arg(long)]
+        ocr: bool,
+        /// Every case
+        #[arg(long)]
+        all: bool,
+        /// Cases received on or after this day (YYYY-MM-DD)
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Cases received before this day (YYYY-MM-DD)
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+        /// Cases of this class (检举控告, 申诉, 批评建议, 业务范围外, 无实质内容)
+        #[arg(long)]
+        class: Option<String>,
+        /// One JSON object per case on stdout
+        #[arg(long)]
+        json: bool,
+        /// These cases
+        cases: Vec<String>,
+    },
+    /// Record a triage reviewer's decision on a case: it stands over every later re-run
+    Review {
+        case_no: String,
+        #[arg(long)]
+        reviewer: String,
+        /// 检举控告, 申诉, 批评建议, 业务范围外 or 无实质内容
+        #[arg(long)]
+        class: Option<String>,
+        /// 本级, 上级 or 下级
+        #[arg(long)]
+        level: Option<String>,
+        #[arg(long)]
+        named: Option<bool>,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Jobs in the queue, per state
+    Queue,
     /// Validate the configuration and the rule files, and print every problem
     CheckConfig,
     /// Benchmarks
@@ -112,6 +179,30 @@ enum BenchCommand {
         /// Folders of .txt letters
         #[arg(default_values_t = [String::from("samples/letters"), String::from("samples/holdout")])]
         dirs: Vec<String>,
+    },
+    /// Ingest generated text letters (repeat detection on) into a fresh SQLite store and, with
+    /// --postgres, a fresh PostgreSQL database: letters/s and peak memory side by side
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        letters: usize,
+        /// Admin URL of a PostgreSQL server to measure too (a database is created and dropped)
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Letters per intake batch
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Drop a stream of files into a watched folder while the service is restarted (SIGKILL,
+    /// then SIGTERM, alternating) and check that every file ends as exactly one case or one
+    /// quarantined file
+    Watch {
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        #[arg(long, default_value_t = 2)]
+        restarts: usize,
+        /// Files dropped per second
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
     },
     /// OCR sample pages with the pipeline (1 and 2 workers) and with the plain tesseract CLI;
     /// print CER and CPU-seconds per page side by side
@@ -154,7 +245,12 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("XINFANG_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn load_config(path: Option<&Path>) -> Result<Config> {
@@ -221,9 +317,13 @@ fn explain(no: &CaseNo, d: &xinfang_models::Decision) -> String {
     out
 }
 
+/// Opens the store, waiting (with backoff, saying so) while the database is locked or cannot
+/// be reached, for at most `queue.system_retry_secs`.
 async fn open_store(cfg: &Config, db: Option<&str>) -> Result<Store> {
     let url = db.map(str::to_string).unwrap_or_else(|| cfg.default_database_url());
-    Store::open(&url).await.with_context(|| format!("opening the case store at {}", redact(&url)))
+    crate::intake::patiently(&cfg.queue, "opening the case store", || async { Ok(Store::open(&url).await?) })
+        .await
+        .with_context(|| format!("opening the case store at {}", redact(&url)))
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
@@ -447,14 +547,266 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             store.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker { drain, json } => {
+            let (intake, pool) = start_intake(&cfg, cli.db.as_deref()).await?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let opts = WorkOptions { drain, letters: true, reruns: Some(String::new()), stop: Arc::clone(&stop) };
+            let grace = std::time::Duration::from_secs(cfg.watch.shutdown_grace_secs);
+            let work = intake.work(opts, |r| print_work_report(r, json));
+            let finished = tokio::select! {
+                r = work => Some(r),
+                _ = stop_then_grace(Arc::clone(&stop), grace) => None,
+            };
+            pool.shutdown().await;
+            intake.store().clone().close().await;
+            match finished {
+                Some(r) => {
+                    let n = r?;
+                    eprintln!("worker: {n} job(s) done");
+                }
+                None => eprintln!("worker: grace period over; unfinished jobs stay queued for the next worker"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch { no_worker, dirs } => {
+            for d in &dirs {
+                if !d.is_dir() {
+                    bail!("{} is not a folder", d.display());
+                }
+            }
+            let (intake, pool) = start_intake(&cfg, cli.db.as_deref()).await?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let work_done = Arc::new(AtomicBool::new(no_worker));
+            let mut watcher = Watcher::new(dirs.clone(), &cfg.watch, &cfg.store.data_dir);
+            let grace = std::time::Duration::from_secs(cfg.watch.shutdown_grace_secs);
+            eprintln!(
+                "watching {} (stable after {} s); archive {}, quarantine {}",
+                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+                cfg.watch.stable_secs,
+                cfg.watch.archive(&cfg.store.data_dir).display(),
+                cfg.watch.quarantine(&cfg.store.data_dir).display()
+            );
+            let watch = watcher.run(&intake, Arc::clone(&stop), Arc::clone(&work_done), |e| println!("{e}"));
+            let work = async {
+                if no_worker {
+                    return Ok(0);
+                }
+                let opts = WorkOptions { drain: false, letters: true, reruns: None, stop: Arc::clone(&stop) };
+                let r = intake.work(opts, |r| print_work_report(r, false)).await;
+                work_done.store(true, Ordering::SeqCst);
+                r
+            };
+            let finished = tokio::select! {
+                r = async { tokio::join!(watch, work) } => Some(r),
+                _ = stop_then_grace(Arc::clone(&stop), grace) => None,
+            };
+            pool.shutdown().await;
+            intake.store().clone().close().await;
+            match finished {
+                Some((w, r)) => {
+                    w?;
+                    r?;
+                    eprintln!("watch: stopped");
+                }
+                None => {
+                    eprintln!("watch: grace period over; unfinished letters stay queued and are taken up on restart")
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reprocess { ocr, all, since, until, class, json, cases } => {
+            let local_ms = |d: chrono::NaiveDate| {
+                d.and_hms_opt(0, 0, 0)
+                    .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+                    .map(|t| t.timestamp_millis())
+            };
+            let sel = CaseSelection {
+                from_ms: since.and_then(local_ms),
+                to_ms: until.and_then(local_ms),
+                class: match &class {
+                    Some(c) => Some(LetterClass::parse(c).with_context(|| format!("unknown class {c:?}"))?),
+                    None => None,
+                },
+                cases: cases.iter().map(|c| c.parse()).collect::<Result<Vec<CaseNo>, _>>()?,
+            };
+            if !all && since.is_none() && until.is_none() && class.is_none() && cases.is_empty() {
+                bail!("say which cases to re-run: --all, --since/--until, --class or case numbers");
+            }
+            let (intake, pool) = start_intake(&cfg, cli.db.as_deref()).await?;
+            let selected = intake.store().select_cases(&sel).await?;
+            let added = intake.enqueue_reruns(&selected, ocr).await?;
+            let key = intake.rerun_key(ocr);
+            let prefix = crate::reprocess::run_prefix(&key);
+            let counts = intake.store().queue_counts(JobKind::Rerun, Some(&prefix)).await?;
+            let todo = (counts.queued + counts.running) as u64;
+            eprintln!(
+                "re-run {key} ({}, rules {}): {} case(s) selected, {added} newly queued, {} to do, {} already done",
+                if ocr { "OCR and rules" } else { "rules" },
+                intake.understander_version(),
+                selected.len(),
+                todo,
+                counts.done + counts.failed
+            );
+            let bar = progress_bar(todo);
+            let stop = Arc::new(AtomicBool::new(false));
+            let opts =
+                WorkOptions { drain: true, letters: false, reruns: Some(prefix.clone()), stop: Arc::clone(&stop) };
+            let mut tally = std::collections::BTreeMap::<&'static str, usize>::new();
+            let work = intake.work(opts, |r| {
+                if let WorkReport::Rerun(rr) = r {
+                    *tally.entry(rr.status).or_default() += 1;
+                    if json {
+                        bar.suspend(|| println!("{}", serde_json::to_string(rr).unwrap_or_default()));
+                    } else if !rr.changes.is_empty() || rr.error.is_some() {
+                        bar.suspend(|| {
+                            println!(
+                                "{} {}: {}",
+                                rr.case_no,
+                                rr.status,
+                                rr.error.clone().unwrap_or_else(|| rr.changes.join("; "))
+                            )
+                        });
+                    }
+                }
+                bar.inc(1);
+            });
+            let grace = std::time::Duration::from_secs(cfg.watch.shutdown_grace_secs);
+            let finished = tokio::select! {
+                r = work => Some(r),
+                _ = stop_then_grace(Arc::clone(&stop), grace) => None,
+            };
+            bar.finish_and_clear();
+            pool.shutdown().await;
+            intake.store().clone().close().await;
+            if let Some(r) = finished {
+                r?;
+            }
+            let summary: Vec<String> = tally.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            eprintln!(
+                "re-run {key}: {}{}",
+                if summary.is_empty() { "nothing to do".into() } else { summary.join(", ") },
+                if stop.load(Ordering::SeqCst) { " (interrupted: run the same command again to finish)" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review { case_no, reviewer, class, level, named, note } => {
+            let no: CaseNo = case_no.parse()?;
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            let mut d = match store.review(&no).await? {
+                Some(r) => r.decision,
+                None => store.decision(&no).await?.with_context(|| format!("no decision stored for {no}"))?,
+            };
+            if let Some(c) = &class {
+                d.class = LetterClass::parse(c).with_context(|| format!("unknown class {c:?}"))?;
+                d.in_scope = d.class.in_scope();
+            }
+            if let Some(l) = &level {
+                d.handling_level = Some(HandlingLevel::parse(l).with_context(|| format!("unknown level {l:?}"))?);
+            }
+            if let Some(n) = named {
+                d.named = n;
+            }
+            d.review = false;
+            d.reasons.push(format!(
+                "decided by reviewer {reviewer}{}",
+                if note.is_empty() { String::new() } else { format!(": {note}") }
+            ));
+            let changes = store.record_review(&no, &reviewer, &d, &note).await?;
+            println!(
+                "{no}: reviewer's decision recorded ({})",
+                if changes.is_empty() { "confirms the standing decision".to_string() } else { changes.join("; ") }
+            );
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Queue => {
+            let store = open_store(&cfg, cli.db.as_deref()).await?;
+            for kind in [JobKind::Letter, JobKind::Rerun] {
+                let c = store.queue_counts(kind, None).await?;
+                println!(
+                    "{:<7} queued {:>7}  running {:>5}  done {:>8}  failed {:>6}",
+                    kind.as_str(),
+                    c.queued,
+                    c.running,
+                    c.done,
+                    c.failed
+                );
+            }
+            store.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { what: BenchCommand::Rules { cases, letters, dirs } } => {
             let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
             crate::bench_rules::rules(&cfg, cli.db.as_deref(), cases, letters, &dirs).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { what: BenchCommand::Ingest { letters, postgres, batch } } => {
+            crate::bench_ingest::ingest(&cfg, letters, postgres.as_deref(), batch).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { what: BenchCommand::Watch { files, restarts, rate } } => {
+            let path = cli.config.clone().or_else(|| {
+                let p = PathBuf::from("config/xinfang.toml");
+                p.exists().then_some(p)
+            });
+            let ok = crate::bench_watch::watch(path.as_deref(), &cfg, files, restarts, rate).await?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+        }
         Command::Bench { what: BenchCommand::Ocr { truth, no_cli, rounds, paths } } => {
             crate::bench::ocr(&cfg, &paths, &truth, !no_cli, rounds).await?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The store, the OCR engines and the intake over them.
+async fn start_intake(cfg: &Arc<Config>, db: Option<&str>) -> Result<(Intake, OcrPool)> {
+    let store = open_store(cfg, db).await?;
+    let pool = OcrPool::start(&cfg.ocr, &cfg.limits, cfg.ocr.worker_count())?;
+    let intake = Intake::new(Arc::clone(cfg), store, pool.clone(), Arc::new(understander(cfg)?));
+    Ok((intake, pool))
+}
+
+/// Waits for SIGTERM or Ctrl-C, sets `stop` (no new work is taken; work in flight goes on),
+/// then waits out the grace period. Never completes without a signal.
+async fn stop_then_grace(stop: Arc<AtomicBool>, grace: std::time::Duration) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    stop.store(true, Ordering::SeqCst);
+    eprintln!("stopping: no new letters are taken; those in flight have {} s to finish", grace.as_secs());
+    tokio::time::sleep(grace).await;
+}
+
+/// One line (or JSON object) per finished job.
+fn print_work_report(r: &WorkReport, json: bool) {
+    if json {
+        if let Ok(line) = serde_json::to_string(r) {
+            println!("{line}");
+        }
+        return;
+    }
+    match r {
+        WorkReport::Letter(l) => {
+            let note = l.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
+            println!("{:<10} {:<20} {}{note}", l.status.as_str(), l.case_no.as_deref().unwrap_or("-"), l.source);
+        }
+        WorkReport::Rerun(rr) => {
+            println!(
+                "{:<10} {:<20} {}",
+                rr.status,
+                rr.case_no,
+                rr.error.clone().unwrap_or_else(|| rr.changes.join("; "))
+            );
         }
     }
 }

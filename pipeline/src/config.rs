@@ -28,6 +28,10 @@ pub struct Config {
     pub ocr: OcrConfig,
     pub rules: crate::stages::catalogue::RulePaths,
     pub access: AccessConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub watch: WatchConfig,
     /// The folder of the configuration file the rule paths are relative to; `None` for the
     /// built-in configuration (then the built-in rules are used too).
     #[serde(skip)]
@@ -48,6 +52,83 @@ pub struct StoreConfig {
 pub struct AccessConfig {
     /// Roles that may read a reporter's identity (every read is recorded).
     pub identity_roles: Vec<String>,
+}
+
+/// The durable job queue and its workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// A running job's lease; its worker renews it every third of this while it works.
+    /// A job whose worker stops renewing (killed, machine down) is claimed again after it.
+    pub lease_secs: u64,
+    /// Claims of a letter before the intake gives up reading it and registers it for
+    /// manual handling (待人工处理).
+    pub max_attempts: u32,
+    /// Backoff before a job that failed for a passing reason is tried again: this, doubled
+    /// for each earlier attempt.
+    pub retry_base_secs: u64,
+    /// How often an idle worker looks for new jobs.
+    pub poll_ms: u64,
+    /// How long a database that is locked or a disk that is full is retried (with backoff,
+    /// saying so on stderr) before the command gives up.
+    pub system_retry_secs: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { lease_secs: 120, max_attempts: 3, retry_base_secs: 10, poll_ms: 500, system_retry_secs: 120 }
+    }
+}
+
+/// The watched folders of `xinfang watch`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchConfig {
+    /// A file or sub-folder is taken only once its size and modification time have not
+    /// changed for this long (a scanner or a copy over the network is still writing).
+    pub stable_secs: f64,
+    /// How often the folders are scanned (native file events wake the scan earlier; on
+    /// network shares, where they do not arrive, this is what finds new files).
+    pub poll_secs: f64,
+    /// Where a letter's files go once its case is committed (empty: data_dir/archive),
+    /// in a folder per day.
+    pub archive_dir: PathBuf,
+    /// Where a letter that cannot be read goes, with the reason beside it (empty:
+    /// data_dir/quarantine).
+    pub quarantine_dir: PathBuf,
+    /// On SIGTERM, how long letters in flight may take to finish before they are left to
+    /// the queue (their jobs are taken up again by the next worker).
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            stable_secs: 2.0,
+            poll_secs: 1.0,
+            archive_dir: PathBuf::new(),
+            quarantine_dir: PathBuf::new(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl WatchConfig {
+    pub fn archive(&self, data_dir: &Path) -> PathBuf {
+        if self.archive_dir.as_os_str().is_empty() {
+            data_dir.join("archive")
+        } else {
+            self.archive_dir.clone()
+        }
+    }
+
+    pub fn quarantine(&self, data_dir: &Path) -> PathBuf {
+        if self.quarantine_dir.as_os_str().is_empty() {
+            data_dir.join("quarantine")
+        } else {
+            self.quarantine_dir.clone()
+        }
+    }
 }
 
 /// How case numbers are made.
@@ -173,6 +254,14 @@ impl Config {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!("{name} must be between 0 and 1, got {v}"));
             }
+        }
+        let q = &self.queue;
+        if q.lease_secs < 3 || q.max_attempts == 0 || q.poll_ms == 0 {
+            p.push("queue: lease_secs must be at least 3, max_attempts and poll_ms at least 1".into());
+        }
+        let w = &self.watch;
+        if !(w.stable_secs >= 0.0 && w.poll_secs > 0.0) {
+            p.push("watch: stable_secs must be >= 0 and poll_secs > 0".into());
         }
         if !(0.0..=15.0).contains(&o.max_skew_deg) || o.min_skew_deg < 0.0 || o.min_skew_deg > o.max_skew_deg {
             p.push("ocr skew bounds must satisfy 0 <= min_skew_deg <= max_skew_deg <= 15".into());

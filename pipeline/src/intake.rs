@@ -7,20 +7,28 @@
 //! **Invariant:** an original is stored (fsynced, content-addressed) before anything else
 //! happens to it, and the user's own files are only ever read.
 //! **Invariant:** a document problem fails that letter alone (one-line error, original
-//! quarantined with the reason); a system problem (database, disk) stops the batch.
+//! quarantined with the reason); a system problem (database, disk) is retried while it is
+//! passing (a locked database, a full disk) and otherwise stops the batch.
+//!
+//! Every letter goes through the durable queue (`store::queue`): its originals are stored,
+//! a job is queued, and whoever claims the job (this process, or a `xinfang worker`
+//! elsewhere) reads it and registers the case in the same transaction that marks the job
+//! done. A process killed at any point leaves stored originals and a queued or running job,
+//! never a half-registered case; the next worker takes the job up again.
 
-use crate::config::Config;
+use crate::config::{Config, QueueConfig};
 use crate::stages::ingest::{self, IngestError, PageContent};
 use crate::stages::normalize::normalize;
 use crate::stages::ocr::{OcrError, OcrPool};
 use crate::store::{
-    sha256, Decided, FileStore, FileStoreError, NewCase, Registration, Store, StoreError, StoredOriginal,
+    sha256, Decided, FileStore, FileStoreError, Job, JobKind, JobState, LetterPayload, NewCase, NewJob, QueuedOriginal,
+    Registration, RepeatLookup, Store, StoreError, StoredOriginal, WorkerId,
 };
 use crate::understand::Understander;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use thiserror::Error;
 use xinfang_models::{
     letter_confidence, CaseNo, Deadline, Decision, HandlingLevel, IngestStatus, InputFormat, LetterClass, PageOrigin,
@@ -55,6 +63,46 @@ pub enum SystemError {
     Ocr(OcrError),
     #[error("internal task failed: {0}")]
     Task(String),
+}
+
+impl SystemError {
+    /// A passing condition (locked database, full disk) worth retrying.
+    pub fn transient(&self) -> Option<&'static str> {
+        match self {
+            SystemError::Store(e) => e.transient(),
+            SystemError::Files(e) if e.is_disk_full() => Some("the disk is full"),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a system operation again while it fails for a passing reason (a locked database, a
+/// full disk), with backoff, saying so on stderr, for at most `queue.system_retry_secs`.
+pub async fn patiently<T, F, Fut>(q: &QueueConfig, what: &str, mut op: F) -> Result<T, SystemError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SystemError>>,
+{
+    let start = Instant::now();
+    let limit = Duration::from_secs(q.system_retry_secs);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match e.transient() {
+                Some(why) if start.elapsed() + delay <= limit => {
+                    tracing::warn!("{what}: {why}; retrying in {:.1} s ({e})", delay.as_secs_f32());
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(8));
+                }
+                Some(why) => {
+                    tracing::error!("{what}: {why}; gave up after {} s", start.elapsed().as_secs());
+                    return Err(e);
+                }
+                None => return Err(e),
+            },
+        }
+    }
 }
 
 /// One letter to ingest: a file, or a folder whose files are its pages in name order.
@@ -199,14 +247,26 @@ pub struct ReadLetter {
 }
 
 /// The bytes of a letter's files, read and stored.
-struct LoadedLetter {
+pub(crate) struct LoadedLetter {
     letter_sha: Sha256Hex,
+    is_folder: bool,
     files: Arc<Vec<(String, Vec<u8>)>>,
     originals: Vec<StoredOriginal>,
 }
 
+/// What `enqueue` did with a letter input.
+#[derive(Debug)]
+pub enum Enqueued {
+    /// The same letter is already a case.
+    Duplicate { case_no: CaseNo },
+    /// Its originals are stored and its job queued (or it was queued already).
+    Queued { job_id: String },
+    /// Its files could not be read (they are where they were).
+    Unreadable { error: LetterError },
+}
+
 /// Outcome of the work done for a letter before its registration.
-enum Prepared {
+pub(crate) enum Prepared {
     Duplicate {
         case_no: CaseNo,
         sha: Sha256Hex,
@@ -215,10 +275,26 @@ enum Prepared {
     Failed {
         error: LetterError,
         loaded: Option<LoadedLetter>,
+        job: Option<String>,
     },
     Ready {
         loaded: LoadedLetter,
         letter: ReadLetter,
+        job: String,
+        received_at: i64,
+        understanding: Box<crate::understand::Understanding>,
+    },
+    /// Claimed too often (its workers died, or it kept failing for passing reasons): the
+    /// letter is registered for manual handling.
+    GiveUp {
+        loaded: LoadedLetter,
+        reason: String,
+        job: String,
+        received_at: i64,
+    },
+    /// Another worker finished the job first.
+    Finished {
+        job: Job,
     },
 }
 
@@ -321,20 +397,124 @@ fn letter_digest(originals: &[StoredOriginal], is_folder: bool) -> Sha256Hex {
     }
 }
 
-/// Registers batches of letters.
+/// Takes the reporter's identity out of pages: their text and their word boxes.
+pub(crate) fn redact_pages(u: &Understander, pages: &mut [PageText], identity: &xinfang_models::ReporterIdentity) {
+    let identifying = identity.identifying_strings();
+    if identifying.is_empty() {
+        return;
+    }
+    for p in pages {
+        p.text = u.redact(&p.text, identity);
+        for w in &mut p.words {
+            if identifying
+                .iter()
+                .any(|s| w.text.contains(s) || s.contains(w.text.as_str()) && w.text.chars().count() >= 2)
+            {
+                w.text = "〔举报人信息〕".into();
+            }
+        }
+    }
+}
+
+/// The text of a letter: its pages' text, blank pages left out.
+fn letter_text(letter: &ReadLetter) -> String {
+    letter.pages.iter().map(|p| p.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n")
+}
+
+/// The local day a letter was received (its deadlines count from it).
+pub(crate) fn receipt_day(received_at: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(received_at)
+        .map(|t| t.with_timezone(&chrono::Local).date_naive())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
+}
+
+/// The queue id of a letter's job.
+pub fn letter_job_id(sha: &Sha256Hex) -> String {
+    format!("letter:{sha}")
+}
+
+/// Keeps a worker's leases alive while it lives (renewed every third of the lease).
+pub(crate) struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    pub(crate) fn start(store: Store, worker: WorkerId, lease: Duration) -> LeaseKeeper {
+        LeaseKeeper(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.renew_leases(&worker, lease.as_millis() as i64).await {
+                    tracing::warn!("cannot renew job leases: {e}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Registers letters: enqueues them and works their jobs.
 pub struct Intake {
     cfg: Arc<Config>,
     store: Store,
     files: FileStore,
     reader: Reader,
     understander: Arc<Understander>,
+    worker: WorkerId,
+    ocr_engine: String,
 }
 
 impl Intake {
     pub fn new(cfg: Arc<Config>, store: Store, pool: OcrPool, understander: Arc<Understander>) -> Intake {
         let files = FileStore::new(&cfg.store.data_dir);
         let reader = Reader::new(Arc::clone(&cfg), pool.clone());
-        Intake { cfg, store, files, reader, understander }
+        let ocr_engine = crate::stages::ocr::engine_version(&cfg.ocr);
+        Intake { cfg, store, files, reader, understander, worker: WorkerId::current(), ocr_engine }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn worker(&self) -> &WorkerId {
+        &self.worker
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The version of the rules this intake decides with.
+    pub fn understander_version(&self) -> &str {
+        self.understander.rules_version()
+    }
+
+    pub(crate) fn understander(&self) -> &Arc<Understander> {
+        &self.understander
+    }
+
+    pub(crate) fn files(&self) -> &FileStore {
+        &self.files
+    }
+
+    pub(crate) fn ocr_engine(&self) -> &str {
+        &self.ocr_engine
+    }
+
+    pub(crate) fn lease(&self) -> Duration {
+        Duration::from_secs(self.cfg.queue.lease_secs)
+    }
+
+    /// Letters read at once: enough that every OCR engine has pages to work on.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.reader.pool.workers() + 1
     }
 
     /// Ingests `inputs` in order, calling `on_report` with each letter's report as soon as
@@ -346,30 +526,50 @@ impl Intake {
         mut on_report: impl FnMut(&LetterReport),
     ) -> Result<Vec<LetterReport>, SystemError> {
         use futures_util::stream::{self, StreamExt};
-        let in_flight = self.reader.pool.workers() + 1;
+        let _leases = LeaseKeeper::start(self.store.clone(), self.worker.clone(), self.lease());
+        self.recover().await?;
         let mut prepared = stream::iter(inputs.into_iter().map(|input| async move {
-            let result = self.prepare(&input).await;
+            let result = self.prepare_input(&input).await;
             (input, result)
         }))
-        .buffered(in_flight);
+        .buffered(self.in_flight());
         let mut reports = Vec::new();
         while let Some((input, result)) = prepared.next().await {
-            let report = self.finish(&input, result?).await?;
+            let report = self.finish(&input.source, Some(&input), result?).await?;
             on_report(&report);
             reports.push(report);
         }
         Ok(reports)
     }
 
-    /// Stores the originals, then either finds the letter already registered or reads it.
-    async fn prepare(&self, input: &LetterInput) -> Result<Prepared, SystemError> {
+    /// After a crash of an earlier process on this machine: its jobs are released at once
+    /// and its half-written originals removed.
+    pub(crate) async fn recover(&self) -> Result<(), SystemError> {
+        let released = patiently(&self.cfg.queue, "releasing jobs of stopped workers", || async {
+            Ok(self.store.release_dead_local_workers().await?)
+        })
+        .await?;
+        let swept = self.files.sweep_stale_temporaries();
+        if released + swept as u64 > 0 {
+            tracing::info!(
+                "recovered after a stopped process: {released} job(s) released, {swept} partial file(s) removed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads a letter input's files and stores them as originals (durably, before anything
+    /// else happens to them).
+    async fn store_input(&self, input: &LetterInput) -> Result<Result<LoadedLetter, LetterError>, SystemError> {
         let files = match read_files(input, &self.cfg) {
             Ok(f) => f,
-            Err(error) => return Ok(Prepared::Failed { error, loaded: None }),
+            Err(error) => return Ok(Err(error)),
         };
         let mut originals = Vec::with_capacity(files.len());
         for (name, bytes) in &files {
-            let (sha, path) = self.files.put_original(bytes)?;
+            let (sha, path) =
+                patiently(&self.cfg.queue, "storing an original", || async { Ok(self.files.put_original(bytes)?) })
+                    .await?;
             let format = ingest::detect_format(bytes).unwrap_or(InputFormat::Text);
             originals.push(StoredOriginal {
                 sha256: sha,
@@ -380,28 +580,159 @@ impl Intake {
             });
         }
         let letter_sha = letter_digest(&originals, input.is_folder);
-        if let Some(existing) = self.store.find_letter(&letter_sha).await? {
-            return Ok(Prepared::Duplicate { case_no: existing, sha: letter_sha });
+        Ok(Ok(LoadedLetter { letter_sha, is_folder: input.is_folder, files: Arc::new(files), originals }))
+    }
+
+    /// Queues a loaded letter's job (a no-op when it is queued already).
+    async fn enqueue_loaded(&self, loaded: &LoadedLetter, source: &str) -> Result<String, SystemError> {
+        let job = self.letter_job(loaded, source)?;
+        patiently(&self.cfg.queue, "queuing a letter", || async { Ok(self.store.enqueue(&job).await?) }).await?;
+        Ok(job.job_id)
+    }
+
+    /// The job of a loaded letter.
+    fn letter_job(&self, loaded: &LoadedLetter, source: &str) -> Result<NewJob, SystemError> {
+        let job_id = letter_job_id(&loaded.letter_sha);
+        let payload = LetterPayload {
+            is_folder: loaded.is_folder,
+            originals: loaded
+                .originals
+                .iter()
+                .map(|o| QueuedOriginal {
+                    sha256: o.sha256.clone(),
+                    file_name: o.file_name.clone(),
+                    byte_len: o.byte_len,
+                })
+                .collect(),
+        };
+        let job = NewJob {
+            job_id: job_id.clone(),
+            kind: JobKind::Letter,
+            letter_sha256: Some(loaded.letter_sha.to_string()),
+            case_no: None,
+            source_name: source.to_string(),
+            payload: serde_json::to_string(&payload).map_err(|e| SystemError::Task(e.to_string()))?,
+            max_attempts: self.cfg.queue.max_attempts,
+        };
+        Ok(job)
+    }
+
+    /// Stores a letter's originals and queues its job, without reading it: the watched
+    /// folder's first step (a worker does the rest).
+    pub async fn enqueue(&self, input: &LetterInput) -> Result<Enqueued, SystemError> {
+        let loaded = match self.store_input(input).await? {
+            Ok(l) => l,
+            Err(error) => return Ok(Enqueued::Unreadable { error }),
+        };
+        if let Some(case_no) = self.store.find_letter(&loaded.letter_sha).await? {
+            return Ok(Enqueued::Duplicate { case_no });
         }
-        let loaded = LoadedLetter { letter_sha, files: Arc::new(files), originals };
-        match self.reader.read(Arc::clone(&loaded.files)).await {
-            Ok(letter) => Ok(Prepared::Ready { loaded, letter }),
-            Err(LetterError::Ocr(e @ (OcrError::Init { .. } | OcrError::Variable { .. } | OcrError::PoolClosed))) => {
-                Err(SystemError::Ocr(e))
+        Ok(Enqueued::Queued { job_id: self.enqueue_loaded(&loaded, &input.source).await? })
+    }
+
+    /// Stores the originals, queues the letter and claims its job, then reads it. When
+    /// another worker holds the job, waits for it to finish (or for its lease to expire).
+    async fn prepare_input(&self, input: &LetterInput) -> Result<Prepared, SystemError> {
+        let loaded = match self.store_input(input).await? {
+            Ok(l) => l,
+            Err(error) => return Ok(Prepared::Failed { error, loaded: None, job: None }),
+        };
+        if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
+            return Ok(Prepared::Duplicate { case_no: existing, sha: loaded.letter_sha });
+        }
+        // Usually a new letter: queued already claimed, in one commit.
+        let job = self.letter_job(&loaded, &input.source)?;
+        let lease = self.lease().as_millis() as i64;
+        if let Some(job) = patiently(&self.cfg.queue, "queuing a letter", || async {
+            Ok(self.store.enqueue_claimed(&job, &self.worker, lease).await?)
+        })
+        .await?
+        {
+            return self.prepare_claimed(job, loaded).await;
+        }
+        let job_id = self.enqueue_loaded(&loaded, &input.source).await?;
+        let poll = Duration::from_millis(self.cfg.queue.poll_ms);
+        loop {
+            let claimed = patiently(&self.cfg.queue, "claiming a job", || async {
+                Ok(self.store.claim_job(&self.worker, &job_id, self.lease().as_millis() as i64).await?)
+            })
+            .await?;
+            if let Some(job) = claimed {
+                return self.prepare_claimed(job, loaded).await;
             }
-            Err(error) => Ok(Prepared::Failed { error, loaded: Some(loaded) }),
+            match self.store.job(&job_id).await? {
+                Some(job) if matches!(job.state, JobState::Done | JobState::Failed) => {
+                    return Ok(Prepared::Finished { job })
+                }
+                _ => {}
+            }
+            self.store.release_dead_local_workers().await?;
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Loads a claimed job's letter from the file store (a worker's first step).
+    async fn prepare_job(&self, job: Job) -> Result<Prepared, SystemError> {
+        let broken = |why: String| Prepared::Failed {
+            error: LetterError::Crashed(why),
+            loaded: None,
+            job: Some(job.job_id.clone()),
+        };
+        let payload: LetterPayload = match serde_json::from_str(&job.payload) {
+            Ok(p) => p,
+            Err(e) => return Ok(broken(format!("the job's payload is unreadable: {e}"))),
+        };
+        let mut files = Vec::with_capacity(payload.originals.len());
+        let mut originals = Vec::with_capacity(payload.originals.len());
+        for o in &payload.originals {
+            let bytes = match self.files.read_original(&o.sha256) {
+                Ok(b) => b,
+                Err(e) => return Ok(broken(e.to_string())),
+            };
+            originals.push(StoredOriginal {
+                sha256: o.sha256.clone(),
+                file_name: o.file_name.clone(),
+                byte_len: o.byte_len,
+                format: ingest::detect_format(&bytes).unwrap_or(InputFormat::Text),
+                stored_path: self.files.original_path(&o.sha256).display().to_string(),
+            });
+            files.push((o.file_name.clone(), bytes));
+        }
+        let letter_sha = letter_digest(&originals, payload.is_folder);
+        let loaded = LoadedLetter { letter_sha, is_folder: payload.is_folder, files: Arc::new(files), originals };
+        if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
+            self.store.finish_job(&job.job_id, &existing.to_string()).await?;
+            return Ok(Prepared::Duplicate { case_no: existing, sha: loaded.letter_sha });
+        }
+        self.prepare_claimed(job, loaded).await
+    }
+
+    /// Reads a letter whose job this worker holds; gives it up when it was claimed too often.
+    async fn prepare_claimed(&self, job: Job, loaded: LoadedLetter) -> Result<Prepared, SystemError> {
+        let received_at = job.created_at;
+        if job.exhausted() {
+            let reason = match &job.last_error {
+                Some(e) => format!("gave up after {} attempts: {e}", job.max_attempts),
+                None => format!("gave up after {} attempts: reading it stopped its worker each time", job.max_attempts),
+            };
+            return Ok(Prepared::GiveUp { loaded, reason, job: job.job_id, received_at });
+        }
+        match self.reader.read(Arc::clone(&loaded.files)).await {
+            Ok(letter) => {
+                // The rules run here, for several letters at once; only the registration
+                // (with the repeat lookup) is done one letter at a time.
+                let understanding = self.understand(&job.source_name, &letter, received_at).await;
+                Ok(Prepared::Ready { loaded, letter, job: job.job_id, received_at, understanding })
+            }
+            Err(LetterError::Ocr(e)) if e.is_system() => Err(SystemError::Ocr(e)),
+            Err(error) => Ok(Prepared::Failed { error, loaded: Some(loaded), job: Some(job.job_id) }),
         }
     }
 
     /// The report of a letter whose bytes are already registered: what the user sees of it is
     /// the case it duplicates.
-    async fn duplicate_report(
-        &self,
-        input: &LetterInput,
-        case_no: &CaseNo,
-        sha: &Sha256Hex,
-    ) -> Result<LetterReport, SystemError> {
-        let mut r = LetterReport::new(&input.source, IngestStatus::Duplicate);
+    async fn duplicate_report(&self, source: &str, case_no: &CaseNo, sha: &str) -> Result<LetterReport, SystemError> {
+        let mut r = LetterReport::new(source, IngestStatus::Duplicate);
         if let Some(existing) = self.store.summary(case_no).await? {
             r.pages = usize::try_from(existing.page_count).unwrap_or(0);
             r.ocr_confidence = existing.ocr_confidence.map(|c| c as f32);
@@ -416,129 +747,232 @@ impl Intake {
         Ok(r)
     }
 
-    /// Registers a read letter, or reports a duplicate or a failure (quarantining it).
-    async fn finish(&self, input: &LetterInput, prepared: Prepared) -> Result<LetterReport, SystemError> {
-        match prepared {
-            Prepared::Duplicate { case_no, sha } => self.duplicate_report(input, &case_no, &sha).await,
-            Prepared::Failed { error, loaded } => {
-                let mut r = LetterReport::new(&input.source, IngestStatus::Failed);
-                r.error = Some(error.to_string());
-                r.sha256 = loaded.as_ref().map(|l| l.letter_sha.to_string());
-                let reason = r.error.clone().unwrap_or_default();
-                let q = match loaded.as_ref() {
-                    Some(loaded) => {
-                        let files: Vec<(String, &[u8])> =
-                            loaded.files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
-                        Some(self.files.quarantine(
-                            &loaded.letter_sha,
-                            &input.source,
-                            &files,
-                            input.is_folder,
-                            &reason,
-                        )?)
-                    }
-                    // Not loaded (too large, unreadable): copy what exists without loading it.
-                    None if input.path.exists() => {
-                        let paths =
-                            if input.is_folder { sorted_entries(&input.path) } else { vec![input.path.clone()] };
-                        Some(self.files.quarantine_paths(&input.source, &paths, input.is_folder, &reason)?)
-                    }
-                    None => None,
-                };
-                r.quarantined = q.map(|q| q.display().to_string());
-                Ok(r)
+    /// Quarantines a letter that cannot be read and ends its job as failed.
+    async fn fail(
+        &self,
+        source: &str,
+        input: Option<&LetterInput>,
+        error: LetterError,
+        loaded: Option<LoadedLetter>,
+        job: Option<String>,
+    ) -> Result<LetterReport, SystemError> {
+        let mut r = LetterReport::new(source, IngestStatus::Failed);
+        r.error = Some(error.to_string());
+        r.sha256 = loaded.as_ref().map(|l| l.letter_sha.to_string());
+        let reason = r.error.clone().unwrap_or_default();
+        let q = match (loaded.as_ref(), input) {
+            (Some(loaded), _) => {
+                let files: Vec<(String, &[u8])> = loaded.files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
+                Some(self.files.quarantine(&loaded.letter_sha, source, &files, loaded.is_folder, &reason)?)
             }
-            Prepared::Ready { loaded, mut letter } => {
-                let text = letter
-                    .pages
-                    .iter()
-                    .map(|p| p.text.as_str())
-                    .filter(|t| !t.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("\n\n");
-                let confidence = letter_confidence(&letter.pages);
-                let received_at = chrono::Utc::now().timestamp_millis();
-                let received = chrono::Local::now().date_naive();
-                // Decided in input order: earlier letters of this batch are already stored,
-                // so a letter can repeat one given before it in the same run.
-                let u = Arc::clone(&self.understander);
-                let owned = text.clone();
-                let mut understanding = match tokio::task::spawn_blocking(move || u.understand(&owned, received)).await
-                {
-                    Ok(u) => u,
-                    // A bug in a rule must not lose the letter: it is registered for review.
-                    Err(e) => {
-                        // Not the panic's message: it may quote the letter.
-                        tracing::error!(source = %input.source, panicked = e.is_panic(), "rules stage failed");
-                        self.understander.undecided("internal error in the rules stage")
+            // Not loaded (too large, unreadable): copy what exists without loading it.
+            (None, Some(input)) if input.path.exists() => {
+                let paths = if input.is_folder { sorted_entries(&input.path) } else { vec![input.path.clone()] };
+                Some(self.files.quarantine_paths(source, &paths, input.is_folder, &reason)?)
+            }
+            _ => None,
+        };
+        r.quarantined = q.map(|q| q.display().to_string());
+        if let Some(job) = job {
+            let quarantined = r.quarantined.clone();
+            patiently(&self.cfg.queue, "ending a failed job", || async {
+                Ok(self.store.fail_job(&job, &reason, quarantined.as_deref()).await?)
+            })
+            .await?;
+        }
+        Ok(r)
+    }
+
+    /// Registers a read letter, or reports a duplicate or a failure (quarantining it).
+    async fn finish(
+        &self,
+        source: &str,
+        input: Option<&LetterInput>,
+        prepared: Prepared,
+    ) -> Result<LetterReport, SystemError> {
+        match prepared {
+            Prepared::Duplicate { case_no, sha } => self.duplicate_report(source, &case_no, sha.as_str()).await,
+            Prepared::Finished { job } => match (job.state, job.result.as_deref()) {
+                (JobState::Done, Some(case)) => match case.parse::<CaseNo>() {
+                    Ok(case_no) => {
+                        self.duplicate_report(source, &case_no, job.letter_sha256.as_deref().unwrap_or("")).await
                     }
-                };
-                let per_key = self.understander.repeat_rules().rules().max_candidates_per_key;
-                let candidates = self.store.repeat_candidates(&understanding.lookup_keys, per_key).await?;
-                self.understander.settle(&mut understanding, &candidates, received);
-                // The reporter's identity lives in its own table, not in the letter's text.
-                let text = self.understander.redact(&text, &understanding.identity);
-                for p in &mut letter.pages {
-                    p.text = self.understander.redact(&p.text, &understanding.identity);
-                    for w in &mut p.words {
-                        if understanding
-                            .identity
-                            .identifying_strings()
-                            .iter()
-                            .any(|s| w.text.contains(s) || s.contains(w.text.as_str()) && w.text.chars().count() >= 2)
-                        {
-                            w.text = "〔举报人信息〕".into();
-                        }
-                    }
+                    Err(e) => Err(StoreError::Corrupt(format!("job {} result {case}: {e}", job.job_id)).into()),
+                },
+                _ => {
+                    let mut r = LetterReport::new(source, IngestStatus::Failed);
+                    r.error = job.last_error.clone().or_else(|| Some("failed in another worker".into()));
+                    r.quarantined = job.result.clone();
+                    r.sha256 = job.letter_sha256.clone();
+                    Ok(r)
                 }
-                let needs_review = letter.pages.iter().any(PageText::needs_review) || understanding.decision.review;
-                let decided = Decided {
-                    decision: understanding.decision,
-                    identity: understanding.identity,
-                    fingerprint: understanding.fingerprint,
-                    keys: understanding.keys,
-                };
-                let new = NewCase {
-                    organ: self.cfg.numbering.organ_code.clone(),
-                    channel: self.cfg.numbering.channel,
-                    letter_sha256: loaded.letter_sha.clone(),
-                    source_name: input.source.clone(),
-                    format: letter.format,
-                    originals: loaded.originals,
-                    pages: letter.pages,
-                    ocr_confidence: confidence,
-                    text: text.clone(),
-                    needs_review,
-                    received_at,
-                    decided: Some(decided),
-                };
-                let case_no = match self.store.register(&new).await? {
-                    Registration::Registered(c) => c,
-                    // Registered by an earlier letter of this batch with the same bytes.
-                    Registration::Duplicate(c) => return self.duplicate_report(input, &c, &loaded.letter_sha).await,
-                };
-                let mut r = LetterReport::new(&input.source, IngestStatus::Registered);
-                r.case_no = Some(case_no.to_string());
-                r.sha256 = Some(loaded.letter_sha.to_string());
-                r.format = Some(new.format);
-                r.pages = new.pages.len();
-                r.ocr_confidence = confidence;
-                r.review = needs_review;
-                if let Some(d) = &new.decided {
-                    r.set_decision(&d.decision);
-                    r.text = Some(if d.routing_stub() { String::new() } else { text });
-                }
-                r.flags = new
-                    .pages
-                    .iter()
-                    .flat_map(|p| p.flags.iter().map(move |f| format!("p{}:{}", p.page_no, f.as_str())))
-                    .collect();
-                Ok(r)
+            },
+            Prepared::Failed { error, loaded, job } => self.fail(source, input, error, loaded, job).await,
+            Prepared::GiveUp { loaded, reason, job, received_at } => {
+                self.register_manual(source, loaded, &reason, &job, received_at).await
+            }
+            Prepared::Ready { loaded, letter, job, received_at, understanding } => {
+                self.register_read(source, loaded, letter, &job, received_at, *understanding).await
             }
         }
     }
-}
 
+    /// Registers a letter the intake gave up reading, for manual handling: its originals,
+    /// no text, flagged for review with the reason.
+    async fn register_manual(
+        &self,
+        source: &str,
+        loaded: LoadedLetter,
+        reason: &str,
+        job: &str,
+        received_at: i64,
+    ) -> Result<LetterReport, SystemError> {
+        let format = loaded.originals.first().map_or(InputFormat::Text, |o| o.format);
+        let new = NewCase {
+            organ: self.cfg.numbering.organ_code.clone(),
+            channel: self.cfg.numbering.channel,
+            letter_sha256: loaded.letter_sha.clone(),
+            source_name: source.to_string(),
+            format,
+            originals: loaded.originals,
+            pages: Vec::new(),
+            ocr_confidence: None,
+            text: String::new(),
+            needs_review: true,
+            received_at,
+            decided: None,
+            ocr_engine: None,
+            manual: Some(reason.to_string()),
+        };
+        let (registration, _) = patiently(&self.cfg.queue, "registering a letter", || async {
+            Ok(self.store.register_letter(&new, None, Some(job)).await?)
+        })
+        .await?;
+        let case_no = match registration {
+            Registration::Registered(c) => c,
+            Registration::Duplicate(c) => return self.duplicate_report(source, &c, loaded.letter_sha.as_str()).await,
+        };
+        let mut r = LetterReport::new(source, IngestStatus::Registered);
+        r.case_no = Some(case_no.to_string());
+        r.sha256 = Some(loaded.letter_sha.to_string());
+        r.format = Some(format);
+        r.review = true;
+        r.flags = vec!["manual_handling".into()];
+        r.error = Some(reason.to_string());
+        Ok(r)
+    }
+
+    /// Decides a read letter and registers it (the repeat lookup happens inside the
+    /// registration, under the registry lock).
+    async fn register_read(
+        &self,
+        source: &str,
+        loaded: LoadedLetter,
+        mut letter: ReadLetter,
+        job: &str,
+        received_at: i64,
+        understanding: crate::understand::Understanding,
+    ) -> Result<LetterReport, SystemError> {
+        let text = letter_text(&letter);
+        let confidence = letter_confidence(&letter.pages);
+        let received = receipt_day(received_at);
+        // The reporter's identity lives in its own table, not in the letter's text.
+        let text = self.understander.redact(&text, &understanding.identity);
+        redact_pages(&self.understander, &mut letter.pages, &understanding.identity);
+        let needs_review = letter.pages.iter().any(PageText::needs_review) || understanding.decision.review;
+        let ocr_engine = letter.pages.iter().any(|p| p.origin == PageOrigin::Ocr).then(|| self.ocr_engine.clone());
+        let new = NewCase {
+            organ: self.cfg.numbering.organ_code.clone(),
+            channel: self.cfg.numbering.channel,
+            letter_sha256: loaded.letter_sha.clone(),
+            source_name: source.to_string(),
+            format: letter.format,
+            originals: loaded.originals,
+            pages: letter.pages,
+            ocr_confidence: confidence,
+            text: text.clone(),
+            needs_review,
+            received_at,
+            decided: Some(Decided {
+                decision: understanding.decision,
+                identity: understanding.identity,
+                fingerprint: understanding.fingerprint,
+                keys: understanding.keys,
+            }),
+            ocr_engine,
+            manual: None,
+        };
+        let understander = Arc::clone(&self.understander);
+        let settle = move |d: &mut Decided, candidates: &[crate::stages::repeat::Candidate]| {
+            understander.settle_decision(&mut d.decision, &d.fingerprint, candidates, received);
+        };
+        let per_key = self.understander.repeat_rules().rules().max_candidates_per_key;
+        let lookup_keys = understanding.lookup_keys;
+        let (registration, decided) = patiently(&self.cfg.queue, "registering a letter", || async {
+            let lookup = RepeatLookup { keys: &lookup_keys, per_key, settle: &settle };
+            Ok(self.store.register_letter(&new, Some(lookup), Some(job)).await?)
+        })
+        .await?;
+        let case_no = match registration {
+            Registration::Registered(c) => c,
+            // Registered by another letter with the same bytes (an earlier one of this batch,
+            // or another worker).
+            Registration::Duplicate(c) => return self.duplicate_report(source, &c, loaded.letter_sha.as_str()).await,
+        };
+        let mut r = LetterReport::new(source, IngestStatus::Registered);
+        r.case_no = Some(case_no.to_string());
+        r.sha256 = Some(loaded.letter_sha.to_string());
+        r.format = Some(new.format);
+        r.pages = new.pages.len();
+        r.ocr_confidence = confidence;
+        r.review = needs_review;
+        if let Some(d) = &decided {
+            r.set_decision(&d.decision);
+            r.text = Some(if d.routing_stub() { String::new() } else { text });
+        }
+        r.flags = new
+            .pages
+            .iter()
+            .flat_map(|p| p.flags.iter().map(move |f| format!("p{}:{}", p.page_no, f.as_str())))
+            .collect();
+        Ok(r)
+    }
+
+    /// Runs the rules over a read letter on the blocking pool. A bug in a rule must not lose
+    /// the letter: it is then registered for review.
+    async fn understand(
+        &self,
+        source: &str,
+        letter: &ReadLetter,
+        received_at: i64,
+    ) -> Box<crate::understand::Understanding> {
+        let u = Arc::clone(&self.understander);
+        let text = letter_text(letter);
+        let received = receipt_day(received_at);
+        match tokio::task::spawn_blocking(move || u.understand(&text, received)).await {
+            Ok(u) => Box::new(u),
+            Err(e) => {
+                // Not the panic's message: it may quote the letter.
+                tracing::error!(source = %source, panicked = e.is_panic(), "rules stage failed");
+                Box::new(self.understander.undecided("internal error in the rules stage"))
+            }
+        }
+    }
+
+    /// Works one claimed letter job to its end and reports it (the worker's unit of work).
+    pub(crate) async fn prepare_letter_job(&self, job: Job) -> (String, Result<Prepared, SystemError>) {
+        let source = job.source_name.clone();
+        (source, self.prepare_job(job).await)
+    }
+
+    pub(crate) async fn finish_letter_job(
+        &self,
+        source: &str,
+        prepared: Prepared,
+    ) -> Result<LetterReport, SystemError> {
+        self.finish(source, None, prepared).await
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

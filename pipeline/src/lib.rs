@@ -5,12 +5,17 @@
 //! [`store`] writes.
 
 pub mod bench;
+pub mod bench_ingest;
 pub mod bench_rules;
+pub mod bench_watch;
 pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod intake;
 pub mod metrics;
+pub mod reprocess;
 pub mod stages;
 pub mod store;
 pub mod understand;
+pub mod watch;
+pub mod worker;

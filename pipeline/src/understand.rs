@@ -173,8 +173,18 @@ impl Understander {
     /// Judges repeat candidates (found by the store through `keys`) and completes the
     /// decision: links, review, and deadlines (a repeat gets no notice of acceptance).
     pub fn settle(&self, u: &mut Understanding, candidates: &[Candidate], received: NaiveDate) -> RepeatVerdict {
-        let verdict = self.repeat.judge(&u.fingerprint, candidates);
-        let d = &mut u.decision;
+        self.settle_decision(&mut u.decision, &u.fingerprint, candidates, received)
+    }
+
+    /// `settle` on the parts of an understanding (the store calls it inside the registration).
+    pub fn settle_decision(
+        &self,
+        d: &mut Decision,
+        fingerprint: &Fingerprint,
+        candidates: &[Candidate],
+        received: NaiveDate,
+    ) -> RepeatVerdict {
+        let verdict = self.repeat.judge(fingerprint, candidates);
         d.repeat_of.clone_from(&verdict.repeat_of);
         d.new_facts_of.clone_from(&verdict.new_facts_of);
         d.reasons.extend(verdict.reasons.iter().cloned());
@@ -220,23 +230,29 @@ impl Understander {
     /// rules read folded text, so the identity they found is simplified).
     pub fn redact(&self, text: &str, identity: &ReporterIdentity) -> String {
         let folded = self.fold(text);
-        let mut marks = vec![false; text.chars().count()];
-        for needle in identity.identifying_strings() {
+        // Per character, the field that covers it; longer values first, so that a name
+        // inside the address is part of the address.
+        let mut marks: Vec<Option<&str>> = vec![None; text.chars().count()];
+        let mut fields = identity_fields(identity);
+        fields.sort_by_key(|(_, v)| std::cmp::Reverse(v.chars().count()));
+        for (marker, needle) in fields {
             let n = needle.chars().count();
             for (byte, _) in folded.match_indices(needle) {
                 let start = folded[..byte].chars().count();
-                marks[start..start + n].iter_mut().for_each(|m| *m = true);
+                for m in &mut marks[start..start + n] {
+                    m.get_or_insert(marker);
+                }
             }
         }
         let mut out = String::with_capacity(text.len());
-        let mut in_mark = false;
-        for (c, marked) in text.chars().zip(marks) {
-            if marked && !in_mark {
-                out.push_str("〔举报人信息〕");
-            } else if !marked {
-                out.push(c);
+        let mut prev: Option<&str> = None;
+        for (c, mark) in text.chars().zip(marks) {
+            match mark {
+                Some(m) if prev != Some(m) => out.push_str(m),
+                Some(_) => {}
+                None => out.push(c),
             }
-            in_mark = marked;
+            prev = mark;
         }
         redact(&out, identity)
     }
@@ -279,12 +295,50 @@ pub fn unwrap_lines(text: &str) -> String {
 /// the identity itself.
 pub fn redact(text: &str, identity: &ReporterIdentity) -> String {
     let mut out = text.to_string();
-    for s in identity.identifying_strings() {
-        out = out.replace(s, "〔举报人信息〕");
+    for (marker, value) in identity_fields(identity) {
+        out = out.replace(value, marker);
     }
     if let Some(phone) = identity.phone.as_deref() {
         // The number may be written with spaces or dashes between its digits.
         out = redact_digits(&out, phone);
+    }
+    out
+}
+
+/// The markers that stand for the reporter's identity in stored text, one per field, so
+/// that a re-run of the rules can put the identity back (`restore`) and decide as before.
+const NAME_MARK: &str = "〔举报人姓名〕";
+const PHONE_MARK: &str = "〔举报人电话〕";
+const ID_MARK: &str = "〔举报人证件号〕";
+const ADDRESS_MARK: &str = "〔举报人住址〕";
+
+/// The identifying fields with their markers (values of at least two characters).
+fn identity_fields(identity: &ReporterIdentity) -> Vec<(&'static str, &str)> {
+    [
+        (NAME_MARK, &identity.name),
+        (PHONE_MARK, &identity.phone),
+        (ID_MARK, &identity.id_number),
+        (ADDRESS_MARK, &identity.address),
+    ]
+    .into_iter()
+    .filter_map(|(m, v)| v.as_deref().map(|v| (m, v)))
+    .filter(|(_, v)| v.chars().count() >= 2)
+    .collect()
+}
+
+/// Puts the reporter's identity back where `redact` marked it: the text the rules read at
+/// intake, for a re-run of the rules without OCR. Never stored or logged.
+pub fn restore(text: &str, identity: &ReporterIdentity) -> String {
+    let mut out = text.to_string();
+    for (marker, value) in [
+        (NAME_MARK, &identity.name),
+        (PHONE_MARK, &identity.phone),
+        (ID_MARK, &identity.id_number),
+        (ADDRESS_MARK, &identity.address),
+    ] {
+        if let Some(v) = value {
+            out = out.replace(marker, v);
+        }
     }
     out
 }
@@ -313,7 +367,7 @@ fn redact_digits(text: &str, digits: &str) -> String {
         }
         if k == want.len() {
             out.push_str(&text[copied_to..chars[i].0]);
-            out.push_str("〔举报人信息〕");
+            out.push_str(PHONE_MARK);
             copied_to = if j < chars.len() { chars[j].0 } else { text.len() };
             i = j;
         } else {
@@ -332,7 +386,20 @@ mod tests {
     fn a_name_written_in_traditional_characters_is_redacted_too() {
         let u = Understander::new(&Catalogue::builtin().expect("rules")).expect("stages");
         let id = ReporterIdentity { name: Some("刘长根".into()), ..Default::default() };
-        assert_eq!(u.redact("舉報人：劉長根，電話", &id), "舉報人：〔举报人信息〕，電話");
+        assert_eq!(u.redact("舉報人：劉長根，電話", &id), "舉報人：〔举报人姓名〕，電話");
+    }
+
+    #[test]
+    fn a_rules_rerun_reads_the_letter_as_intake_did() {
+        let u = Understander::new(&Catalogue::builtin().expect("rules")).expect("stages");
+        let letter = "举报人：李春生，电话13907352846，住青岚县河西路8号。反映镇长王某收受红包。";
+        let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+        let first = u.understand(letter, day);
+        let stored = u.redact(letter, &first.identity);
+        assert!(!stored.contains("李春生") && !stored.contains("13907352846"), "{stored}");
+        let again = u.understand(&restore(&stored, &first.identity), day);
+        assert_eq!(again.decision, first.decision);
+        assert_eq!(again.identity, first.identity);
     }
 
     #[test]

@@ -43,6 +43,13 @@ pub enum OcrError {
     Crashed,
 }
 
+impl OcrError {
+    /// The engines cannot work at all (a problem of the machine, not of the page).
+    pub fn is_system(&self) -> bool {
+        matches!(self, OcrError::Init { .. } | OcrError::Variable { .. } | OcrError::PoolClosed)
+    }
+}
+
 /// One tesseract engine. Not shared between threads; moved into its worker.
 pub struct Engine {
     api: *mut sys::TessBaseAPI,
@@ -241,6 +248,31 @@ impl PageSettings {
             deadline: Duration::from_secs(limits.page_ocr_timeout_secs),
         }
     }
+}
+
+/// The version of what reads scans, recorded with every OCR run: the tesseract library,
+/// the language model, this program's version and a digest of the OCR settings that change
+/// what is read (preprocessing, thresholds, tesseract variables).
+pub fn engine_version(cfg: &OcrConfig) -> String {
+    let tess = tesseract::plumbing::version().to_string_lossy().into_owned();
+    let settings = format!(
+        "{}|{}|{}|{}|{}|{}|{}|{:?}",
+        cfg.language,
+        cfg.low_confidence,
+        cfg.min_skew_deg,
+        cfg.max_skew_deg,
+        cfg.median_filter,
+        cfg.orientation_retry_below,
+        cfg.drop_junk_below,
+        cfg.tesseract_variables
+    );
+    let digest = crate::store::sha256(settings.as_bytes());
+    format!(
+        "tesseract {tess} {} / xinfang {} / settings {}",
+        cfg.language,
+        env!("CARGO_PKG_VERSION"),
+        &digest.as_str()[..8]
+    )
 }
 
 /// Reads one page: preprocess, recognise (in another orientation too when it reads badly),

@@ -6,8 +6,12 @@
 //! originals, pages, first event) or not at all.
 
 mod originals;
+mod queue;
+mod runs;
 
-pub use originals::{sha256, FileStore, FileStoreError};
+pub use originals::{move_aside, sha256, write_reason_beside, FileStore, FileStoreError};
+pub use queue::{Job, JobKind, JobState, LetterPayload, NewJob, QueueCounts, QueuedOriginal, RerunPayload, WorkerId};
+pub use runs::{decision_changes, CaseForRerun, CaseSelection, Review, RunOutcome, RunResult};
 
 use crate::stages::repeat::{Candidate, Fingerprint};
 use serde::Serialize;
@@ -31,6 +35,49 @@ pub enum StoreError {
     DataDir { path: String, source: std::io::Error },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// A passing condition worth retrying: the database is locked or busy, the disk under it
+    /// is full, or the server cannot be reached. `None` for anything else.
+    pub fn transient(&self) -> Option<&'static str> {
+        use sqlx::migrate::MigrateError;
+        let sqlx_err = match self {
+            StoreError::Db(e)
+            | StoreError::Open { source: e, .. }
+            | StoreError::Migrate(MigrateError::Execute(e) | MigrateError::ExecuteMigration(e, _)) => e,
+            _ => return None,
+        };
+        match sqlx_err {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                let msg = db.message().to_ascii_lowercase();
+                match code.as_str() {
+                    // PostgreSQL: disk full; too many connections, starting up, serialisation
+                    // failure, deadlock, lock not available.
+                    "53100" => return Some("the database server's disk is full"),
+                    "53300" | "57P03" | "40001" | "40P01" | "55P03" => return Some("the database server is busy"),
+                    _ => {}
+                }
+                // SQLite: primary codes BUSY (5), LOCKED (6), FULL (13), with extended codes.
+                // (PostgreSQL's five-character codes are never below 10000.)
+                match code.parse::<i64>().ok().filter(|n| *n < 10_000).map(|n| n & 0xff) {
+                    Some(5 | 6) => Some("the database is locked by another program"),
+                    Some(13) => Some("the disk under the database is full"),
+                    // IOERR: on a full disk SQLite often reports the write (or the growth of
+                    // its shared-memory file) failing rather than FULL.
+                    Some(10) => Some("the database cannot write to its disk (is the disk full?)"),
+                    _ if msg.contains("database is locked") => Some("the database is locked by another program"),
+                    _ if msg.contains("disk is full") => Some("the disk under the database is full"),
+                    _ => None,
+                }
+            }
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                Some("the database cannot be reached")
+            }
+            _ => None,
+        }
+    }
 }
 
 /// An original file of a letter, already stored in the file store.
@@ -58,8 +105,22 @@ pub struct NewCase {
     pub needs_review: bool,
     /// Unix milliseconds.
     pub received_at: i64,
-    /// What the rules decided, when the letter went through them.
+    /// What the rules decided, when the letter went through them (before the repeat
+    /// lookup, which happens inside the registration).
     pub decided: Option<Decided>,
+    /// The OCR engine that read the pages (`None` for text), recorded with the run.
+    pub ocr_engine: Option<String>,
+    /// Registered for manual handling (the intake gave up reading it): status
+    /// `manual_handling`, the reason in the first event.
+    pub manual: Option<String>,
+}
+
+/// How `register_letter` looks up earlier letters on the same matter and completes the
+/// decision with what it finds, inside the registration's transaction.
+pub struct RepeatLookup<'a> {
+    pub keys: &'a [String],
+    pub per_key: u32,
+    pub settle: &'a (dyn Fn(&mut Decided, &[Candidate]) + Sync),
 }
 
 /// A decision with what is stored beside it.
@@ -116,9 +177,10 @@ pub struct CaseDetail {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    is_postgres: bool,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
@@ -144,7 +206,7 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         sqlx::migrate!("pipeline/migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store { pool, is_postgres: !is_sqlite })
     }
 
     /// The case already registered for this letter digest, if any.
@@ -169,24 +231,58 @@ impl Store {
     /// channel, in one transaction. A letter whose digest is already registered (also by a
     /// concurrent worker) is reported as a duplicate of that case.
     pub async fn register(&self, new: &NewCase) -> Result<Registration, StoreError> {
-        match self.try_register(new).await {
+        Ok(self.register_letter(new, None, None).await?.0)
+    }
+
+    /// `register`, with the repeat lookup and the settling of the decision done inside the
+    /// transaction, after the registry lock: two workers registering related letters at the
+    /// same moment are serialised, so the later one sees the earlier one. The job, when
+    /// given, is marked done in the same transaction. Returns the settled decision.
+    pub async fn register_letter(
+        &self,
+        new: &NewCase,
+        lookup: Option<RepeatLookup<'_>>,
+        job_id: Option<&str>,
+    ) -> Result<(Registration, Option<Decided>), StoreError> {
+        match self.try_register(new, lookup.as_ref(), job_id).await {
             Ok(r) => Ok(r),
             Err(e) => match self.find_letter(&new.letter_sha256).await? {
                 // Lost a race on the unique digest: the other registration stands.
-                Some(existing) => Ok(Registration::Duplicate(existing)),
+                Some(existing) => {
+                    if let Some(job) = job_id {
+                        self.finish_job(job, &existing.to_string()).await?;
+                    }
+                    Ok((Registration::Duplicate(existing), None))
+                }
                 None => Err(e),
             },
         }
     }
 
-    async fn try_register(&self, new: &NewCase) -> Result<Registration, StoreError> {
+    async fn try_register(
+        &self,
+        new: &NewCase,
+        lookup: Option<&RepeatLookup<'_>>,
+        job_id: Option<&str>,
+    ) -> Result<(Registration, Option<Decided>), StoreError> {
         let mut tx = self.pool.begin().await?;
+        take_registry_lock(&mut tx).await?;
         if let Some(row) = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
             .bind(new.letter_sha256.as_str())
             .fetch_optional(&mut *tx)
             .await?
         {
-            return Ok(Registration::Duplicate(parse_case_no(&row.try_get::<String, _>("case_no")?)?));
+            let existing = parse_case_no(&row.try_get::<String, _>("case_no")?)?;
+            if let Some(job) = job_id {
+                queue::mark_done(&mut tx, job, &existing.to_string()).await?;
+            }
+            tx.commit().await?;
+            return Ok((Registration::Duplicate(existing), None));
+        }
+        let mut decided = new.decided.clone();
+        if let (Some(d), Some(l)) = (decided.as_mut(), lookup) {
+            let candidates = repeat_candidates(&mut tx, l.keys, l.per_key, None).await?;
+            (l.settle)(d, &candidates);
         }
         let now = now_ms();
         let year = chrono::DateTime::from_timestamp_millis(new.received_at)
@@ -194,9 +290,9 @@ impl Store {
             .and_then(|y| y.parse::<i32>().ok())
             .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
         let channel = new.channel.code().to_string();
-        let stub = new.decided.as_ref().is_some_and(Decided::routing_stub);
+        let stub = decided.as_ref().is_some_and(Decided::routing_stub);
         // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
-        let status = CaseStatus::Registered;
+        let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
         sqlx::query(
             "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 0) \
              ON CONFLICT (organ, year, channel) DO NOTHING",
@@ -267,31 +363,28 @@ impl Store {
                 .await?;
         }
         for p in &new.pages {
-            let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
-            let boxes = if stub {
-                serde_json::json!({ "words": [], "lines": [] }).to_string()
-            } else {
-                serde_json::json!({ "words": p.words, "lines": p.lines }).to_string()
-            };
-            sqlx::query(
-                "INSERT INTO pages (case_no, page_no, origin, text, confidence, rotation, skew_deg, flags, boxes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(&no)
-            .bind(i64::from(p.page_no))
-            .bind(p.origin.as_str())
-            .bind(if stub { "" } else { p.text.as_str() })
-            .bind(p.confidence.map(f64::from))
-            .bind(i64::from(p.rotation))
-            .bind(f64::from(p.skew_deg))
-            .bind(flags.join(","))
-            .bind(boxes)
-            .execute(&mut *tx)
-            .await?;
+            insert_page(&mut tx, &no, p, stub).await?;
         }
         let mut detail = format!("{} page(s), format {}", new.pages.len(), new.format);
-        if let Some(d) = &new.decided {
+        if let Some(reason) = &new.manual {
+            detail.push_str(&format!("; manual handling: {reason}"));
+        }
+        if let Some(d) = &decided {
             insert_decision(&mut tx, &no, d, new.received_at, now).await?;
+            runs::insert_run(
+                &mut tx,
+                &no,
+                runs::RunRecord {
+                    kind: "intake",
+                    ocr_engine: new.ocr_engine.as_deref(),
+                    text: &new.text,
+                    decision: &d.decision,
+                    applied: true,
+                    differs: false,
+                },
+                now,
+            )
+            .await?;
             let dd = &d.decision;
             detail.push_str(&format!(
                 "; {} {}{}{}",
@@ -309,8 +402,11 @@ impl Store {
             .bind(detail)
             .execute(&mut *tx)
             .await?;
+        if let Some(job) = job_id {
+            queue::mark_done(&mut tx, job, &no).await?;
+        }
         tx.commit().await?;
-        Ok(Registration::Registered(case_no))
+        Ok((Registration::Registered(case_no), decided))
     }
 
     /// The most recent cases, newest first.
@@ -368,51 +464,10 @@ impl Store {
         }))
     }
 
-    /// Earlier letters sharing any of `keys`, oldest first. Selective keys (names, units,
-    /// MinHash bands) are read in one query; broad ones (a post or a surname alone, prefixes
-    /// `po`/`sn`) bring at most the `per_key` most recent letters each, so that a very common
-    /// key cannot make the lookup slow.
+    /// Earlier letters sharing any of `keys`, oldest first (see `repeat_candidates`).
     pub async fn repeat_candidates(&self, keys: &[String], per_key: u32) -> Result<Vec<Candidate>, StoreError> {
-        let (broad, selective): (Vec<&String>, Vec<&String>) =
-            keys.iter().partition(|k| k.starts_with("po") || k.starts_with("sn"));
-        let mut found = std::collections::BTreeMap::<String, (i64, Candidate)>::new();
         let mut conn = self.pool.acquire().await?;
-        let select = "SELECT k.case_no, k.at, f.root_case, f.fingerprint FROM repeat_keys k \
-                      JOIN case_fingerprints f ON f.case_no = k.case_no";
-        let mut take = |rows: Vec<AnyRow>| -> Result<(), StoreError> {
-            for row in rows {
-                let case_no: String = row.try_get("case_no")?;
-                if found.contains_key(&case_no) {
-                    continue;
-                }
-                let fingerprint: Fingerprint = serde_json::from_str(&row.try_get::<String, _>("fingerprint")?)
-                    .map_err(|e| StoreError::Corrupt(format!("fingerprint of {case_no}: {e}")))?;
-                let at: i64 = row.try_get("at")?;
-                let c = Candidate { case_no: case_no.clone(), root: row.try_get("root_case")?, fingerprint };
-                found.insert(case_no, (at, c));
-            }
-            Ok(())
-        };
-        if !selective.is_empty() {
-            let marks: Vec<String> = (1..=selective.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "{select} WHERE k.key IN ({}) ORDER BY k.at DESC LIMIT ${}",
-                marks.join(", "),
-                selective.len() + 1
-            );
-            let mut q = sqlx::query(&sql);
-            for k in &selective {
-                q = q.bind(k.as_str());
-            }
-            take(q.bind(i64::from(per_key) * 4).fetch_all(&mut *conn).await?)?;
-        }
-        for key in broad {
-            let sql = format!("{select} WHERE k.key = $1 ORDER BY k.at DESC LIMIT $2");
-            take(sqlx::query(&sql).bind(key.as_str()).bind(i64::from(per_key)).fetch_all(&mut *conn).await?)?;
-        }
-        let mut out: Vec<(i64, Candidate)> = found.into_values().collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.case_no.cmp(&b.1.case_no)));
-        Ok(out.into_iter().map(|(_, c)| c).collect())
+        repeat_candidates(&mut conn, keys, per_key, None).await
     }
 
     /// The decision stored for a case, if the rules decided it.
@@ -439,11 +494,8 @@ impl Store {
     ) -> Result<Option<ReporterIdentity>, StoreError> {
         let no = case_no.to_string();
         let mut tx = self.pool.begin().await?;
-        let row =
-            sqlx::query("SELECT name, phone, id_number, address, unit FROM reporter_identities WHERE case_no = $1")
-                .bind(&no)
-                .fetch_optional(&mut *tx)
-                .await?;
+        // The write comes first: on SQLite a transaction that reads and then writes can be
+        // refused at once when another connection wrote in between.
         sqlx::query("INSERT INTO identity_reads (case_no, reader, role, purpose, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&no)
             .bind(reader)
@@ -452,6 +504,11 @@ impl Store {
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
+        let row =
+            sqlx::query("SELECT name, phone, id_number, address, unit FROM reporter_identities WHERE case_no = $1")
+                .bind(&no)
+                .fetch_optional(&mut *tx)
+                .await?;
         tx.commit().await?;
         row.map(|r| {
             Ok(ReporterIdentity {
@@ -509,6 +566,12 @@ impl Store {
         Ok(())
     }
 
+    /// The letter digests of every registered case (benchmarks check them).
+    pub async fn letter_digests(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let rows = sqlx::query("SELECT letter_sha256 FROM cases").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get::<String, _>("letter_sha256")?)).collect()
+    }
+
     /// Number of registered cases.
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM cases").fetch_one(&self.pool).await?.try_get("n")?)
@@ -528,28 +591,8 @@ async fn insert_decision(
     received_at: i64,
     now: i64,
 ) -> Result<(), StoreError> {
+    runs::write_decision_row(&mut *tx, no, &d.decision, now).await?;
     let dd = &d.decision;
-    let json = serde_json::to_string(dd).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
-    sqlx::query(
-        "INSERT INTO case_decisions (case_no, rules_version, class, in_scope, named, handling_level, forward_to, \
-         repeat_of, new_facts_of, review, score, decision, decided_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(no)
-    .bind(&dd.rules_version)
-    .bind(dd.class.as_str())
-    .bind(i64::from(dd.in_scope))
-    .bind(i64::from(dd.named))
-    .bind(dd.handling_level.map(|l| l.as_str()))
-    .bind(dd.forward_to.as_deref())
-    .bind(dd.repeat_of.as_deref())
-    .bind(dd.new_facts_of.as_deref())
-    .bind(i64::from(dd.review))
-    .bind(f64::from(dd.score))
-    .bind(json)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
     if !d.identity.is_empty() {
         let id = &d.identity;
         sqlx::query(
@@ -584,6 +627,111 @@ async fn insert_decision(
         .execute(&mut **tx)
         .await?;
     }
+    Ok(())
+}
+
+/// Earlier letters sharing any of `keys`, oldest first. Selective keys (names, units,
+/// MinHash bands) are read in one query; broad ones (a post or a surname alone, prefixes
+/// `po`/`sn`) bring at most the `per_key` most recent letters each, so that a very common
+/// key cannot make the lookup slow.
+/// `before`, when given, keeps only letters received before that time and not the case
+/// itself (a re-run compares a case with the letters that came before it).
+async fn repeat_candidates(
+    conn: &mut sqlx::AnyConnection,
+    keys: &[String],
+    per_key: u32,
+    before: Option<(i64, &str)>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let (broad, selective): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|k| k.starts_with("po") || k.starts_with("sn"));
+    // First the matching cases from the key index alone, then their fingerprints by primary
+    // key: a join lets PostgreSQL's planner pick a scan of all fingerprints when its
+    // statistics are stale, which makes every lookup cost as much as the store is large.
+    let mut found = std::collections::BTreeMap::<String, i64>::new();
+    let mut take = |rows: Vec<AnyRow>| -> Result<(), StoreError> {
+        for row in rows {
+            let case_no: String = row.try_get("case_no")?;
+            if before.is_some_and(|(_, this)| case_no == this) {
+                continue;
+            }
+            let at: i64 = row.try_get("at")?;
+            found.entry(case_no).or_insert(at);
+        }
+        Ok(())
+    };
+    let below = before.map_or(i64::MAX, |(t, _)| t);
+    if !selective.is_empty() {
+        let marks: Vec<String> = (1..=selective.len()).map(|i| format!("${i}")).collect();
+        let n = selective.len();
+        let sql = format!(
+            "SELECT case_no, at FROM repeat_keys WHERE key IN ({}) AND at < ${} ORDER BY at DESC LIMIT ${}",
+            marks.join(", "),
+            n + 1,
+            n + 2
+        );
+        let mut q = sqlx::query(&sql);
+        for k in &selective {
+            q = q.bind(k.as_str());
+        }
+        take(q.bind(below).bind(i64::from(per_key) * 4).fetch_all(&mut *conn).await?)?;
+    }
+    for key in broad {
+        let sql = "SELECT case_no, at FROM repeat_keys WHERE key = $1 AND at < $2 ORDER BY at DESC LIMIT $3";
+        take(sqlx::query(sql).bind(key.as_str()).bind(below).bind(i64::from(per_key)).fetch_all(&mut *conn).await?)?;
+    }
+    let mut out = Vec::with_capacity(found.len());
+    let wanted: Vec<(&String, &i64)> = found.iter().collect();
+    for chunk in wanted.chunks(400) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT case_no, root_case, fingerprint FROM case_fingerprints WHERE case_no IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for (case_no, _) in chunk {
+            q = q.bind(case_no.as_str());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let case_no: String = row.try_get("case_no")?;
+            let fingerprint: Fingerprint = serde_json::from_str(&row.try_get::<String, _>("fingerprint")?)
+                .map_err(|e| StoreError::Corrupt(format!("fingerprint of {case_no}: {e}")))?;
+            let at = found.get(&case_no).copied().unwrap_or_default();
+            out.push((at, Candidate { case_no, root: row.try_get("root_case")?, fingerprint }));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.case_no.cmp(&b.1.case_no)));
+    Ok(out.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Writes one page row; a routing stub's page keeps no text and no boxes.
+async fn insert_page(conn: &mut sqlx::AnyConnection, no: &str, p: &PageText, stub: bool) -> Result<(), StoreError> {
+    let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
+    let boxes = if stub {
+        serde_json::json!({ "words": [], "lines": [] }).to_string()
+    } else {
+        serde_json::json!({ "words": p.words, "lines": p.lines }).to_string()
+    };
+    sqlx::query(
+        "INSERT INTO pages (case_no, page_no, origin, text, confidence, rotation, skew_deg, flags, boxes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(no)
+    .bind(i64::from(p.page_no))
+    .bind(p.origin.as_str())
+    .bind(if stub { "" } else { p.text.as_str() })
+    .bind(p.confidence.map(f64::from))
+    .bind(i64::from(p.rotation))
+    .bind(f64::from(p.skew_deg))
+    .bind(flags.join(","))
+    .bind(boxes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Serialises registrations and re-runs across workers (see migration 0003).
+async fn take_registry_lock(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    sqlx::query("UPDATE registry_lock SET version = version + 1 WHERE id = 1").execute(conn).await?;
     Ok(())
 }
 

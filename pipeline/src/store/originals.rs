@@ -15,6 +15,24 @@ use xinfang_models::Sha256Hex;
 pub enum FileStoreError {
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot read stored original {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("stored original {path} does not match its digest: the file store is damaged")]
+    Damaged { path: PathBuf },
+    #[error("cannot move {from} to {to}: {source}")]
+    Move { from: PathBuf, to: PathBuf, source: std::io::Error },
+}
+
+impl FileStoreError {
+    /// The disk (or the user's quota) is full: worth retrying once space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            FileStoreError::Write { source, .. } | FileStoreError::Move { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> FileStoreError + '_ {
@@ -60,10 +78,54 @@ impl FileStore {
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;
         let tmp = dir.join(format!(".{}.{}.tmp", sha.as_str(), std::process::id()));
-        write_durably(&tmp, bytes)?;
-        fs::rename(&tmp, &path).map_err(write_err(&path))?;
+        if let Err(e) = write_durably(&tmp, bytes).and_then(|()| fs::rename(&tmp, &path).map_err(write_err(&path))) {
+            // A half-written copy is no copy (the disk may be full): it goes.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
         sync_dir(&dir);
         Ok((sha, path))
+    }
+
+    /// Removes half-written copies left by processes of this machine that were killed while
+    /// storing an original (`.<digest>.<pid>.tmp` whose process is gone). Returns how many.
+    pub fn sweep_stale_temporaries(&self) -> usize {
+        let mut removed = 0;
+        let Ok(level1) = fs::read_dir(self.root.join("originals")) else { return 0 };
+        for d1 in level1.flatten() {
+            let Ok(level2) = fs::read_dir(d1.path()) else { continue };
+            for d2 in level2.flatten() {
+                let Ok(files) = fs::read_dir(d2.path()) else { continue };
+                for f in files.flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let pid = name
+                        .strip_prefix('.')
+                        .and_then(|n| n.strip_suffix(".tmp"))
+                        .and_then(|n| n.rsplit('.').next())
+                        .and_then(|p| p.parse::<i32>().ok());
+                    // SAFETY: kill with signal 0 only checks that the process exists.
+                    let gone = pid.is_some_and(|p| {
+                        p != std::process::id() as i32
+                            && unsafe { libc::kill(p, 0) } != 0
+                            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+                    });
+                    if gone && fs::remove_file(f.path()).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        removed
+    }
+
+    /// The bytes of a stored original, checked against their digest.
+    pub fn read_original(&self, sha: &Sha256Hex) -> Result<Vec<u8>, FileStoreError> {
+        let path = self.original_path(sha);
+        let bytes = fs::read(&path).map_err(|source| FileStoreError::Read { path: path.clone(), source })?;
+        if &sha256(&bytes) != sha {
+            return Err(FileStoreError::Damaged { path });
+        }
+        Ok(bytes)
     }
 
     /// Copies an unreadable letter's files into quarantine with a `.reason.txt` beside them.
@@ -133,6 +195,59 @@ impl FileStore {
         write_reason(&dir, &name, &format!("source: {source}\nreason: {reason}\n"))?;
         Ok(target)
     }
+}
+
+/// Moves a file or folder to `to` (a free name is chosen beside it if `to` exists: `a.1.tif`),
+/// across file systems too (copy, fsync, then remove). Returns where it went.
+pub fn move_aside(from: &Path, to: &Path) -> Result<PathBuf, FileStoreError> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let target = free_name(to);
+    let moved = |source| FileStoreError::Move { from: from.to_path_buf(), to: target.clone(), source };
+    match fs::rename(from, &target) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            copy_tree(from, &target).map_err(moved)?;
+            if from.is_dir() { fs::remove_dir_all(from) } else { fs::remove_file(from) }.map_err(moved)?;
+        }
+        Err(e) => return Err(moved(e)),
+    }
+    sync_dir(dir);
+    Ok(target)
+}
+
+/// `path`, or `stem.N.ext` for the first N that does not exist.
+fn free_name(path: &Path) -> PathBuf {
+    if !path.exists() {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let ext = path.extension().map(|e| format!(".{}", e.to_string_lossy())).unwrap_or_default();
+    (1..)
+        .map(|n| path.with_file_name(format!("{stem}.{n}{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    if from.is_dir() {
+        fs::create_dir_all(to)?;
+        for e in fs::read_dir(from)? {
+            let e = e?;
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        fs::copy(from, to)?;
+        fs::File::open(to)?.sync_all()
+    }
+}
+
+/// Writes `<path>.reason.txt` beside a file moved to a quarantine folder.
+pub fn write_reason_beside(path: &Path, lines: &str) -> Result<(), FileStoreError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    write_reason(dir, &name, lines)
 }
 
 /// A file name safe to create: path separators and control characters replaced.

@@ -1,0 +1,448 @@
+//! The durable job queue, in the store itself so that it works wherever the store does
+//! (SQLite on one machine, PostgreSQL shared by workers on several).
+//!
+//! A job is `queued` → `running` (a worker id and a lease) → `done` or `failed`. A worker
+//! renews the leases of its jobs while it works; a job whose lease expired (its worker died)
+//! is claimed again by anyone. Every claim counts as an attempt: a job claimed more than
+//! `max_attempts` times is given up (the intake then registers the letter for manual
+//! handling). Claims on PostgreSQL use `FOR UPDATE SKIP LOCKED`, so workers never wait for
+//! each other's rows; SQLite serialises writers, which gives the same outcome.
+//!
+//! **Invariant:** job ids are deterministic (`letter:<sha256>`, `rerun:<key>:<case_no>`), so
+//! enqueuing the same letter or re-run twice is a no-op, whoever does it.
+
+use super::{now_ms, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+/// What a job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Register a letter whose originals are stored.
+    Letter,
+    /// Re-run OCR and/or the rules over a registered case.
+    Rerun,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Letter => "letter",
+            JobKind::Rerun => "rerun",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobKind, StoreError> {
+        match s {
+            "letter" => Ok(JobKind::Letter),
+            "rerun" => Ok(JobKind::Rerun),
+            other => Err(StoreError::Corrupt(format!("job kind {other}"))),
+        }
+    }
+}
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobState, StoreError> {
+        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| StoreError::Corrupt(format!("job state {s}")))
+    }
+}
+
+/// One original of a queued letter: enough to find its bytes in the file store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QueuedOriginal {
+    pub sha256: xinfang_models::Sha256Hex,
+    pub file_name: String,
+    pub byte_len: u64,
+}
+
+/// What a letter job carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LetterPayload {
+    pub is_folder: bool,
+    pub originals: Vec<QueuedOriginal>,
+}
+
+/// What a re-run job carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RerunPayload {
+    /// Re-read the originals with OCR (otherwise only the rules run again).
+    pub ocr: bool,
+    /// The key of the re-run this job belongs to (rules version, engine, mode).
+    pub run_key: String,
+}
+
+/// A job to add to the queue.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub job_id: String,
+    pub kind: JobKind,
+    pub letter_sha256: Option<String>,
+    pub case_no: Option<String>,
+    pub source_name: String,
+    pub payload: String,
+    pub max_attempts: u32,
+}
+
+/// A job as claimed by a worker.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub job_id: String,
+    pub kind: JobKind,
+    pub letter_sha256: Option<String>,
+    pub case_no: Option<String>,
+    pub source_name: String,
+    pub payload: String,
+    pub state: JobState,
+    /// Claims so far, this one included.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub last_error: Option<String>,
+    pub result: Option<String>,
+    /// When the job was first queued (Unix ms): for a letter, when it was received.
+    pub created_at: i64,
+}
+
+impl Job {
+    /// Claimed more often than allowed: its earlier workers died or it kept failing.
+    pub fn exhausted(&self) -> bool {
+        self.attempts > self.max_attempts
+    }
+}
+
+/// Jobs per state.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueCounts {
+    pub queued: i64,
+    pub running: i64,
+    pub done: i64,
+    pub failed: i64,
+}
+
+impl QueueCounts {
+    /// Nothing left to do.
+    pub fn drained(&self) -> bool {
+        self.queued == 0 && self.running == 0
+    }
+}
+
+/// Identifies a worker process: host, process id and a random part, so that a worker on
+/// this host whose process is gone can be recognised as dead without waiting for its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerId(String);
+
+impl WorkerId {
+    /// The id of this process.
+    pub fn current() -> WorkerId {
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        WorkerId(format!("{}/{}/{:x}-{serial}", host_name(), std::process::id(), nanos))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// For a worker id of this host, whether its process has ended.
+    fn is_dead_local(id: &str) -> bool {
+        let mut parts = id.split('/');
+        let (Some(host), Some(pid)) = (parts.next(), parts.next()) else { return false };
+        if host != host_name() {
+            return false;
+        }
+        let Ok(pid) = pid.parse::<i32>() else { return false };
+        if pid == std::process::id() as i32 {
+            // This process: alive, but its jobs from an earlier nonce are not ours.
+            return false;
+        }
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let r = unsafe { libc::kill(pid, 0) };
+        r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+const JOB_COLUMNS: &str = "job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
+                           max_attempts, last_error, result, created_at";
+
+fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        job_id: r.try_get("job_id")?,
+        kind: JobKind::parse(&r.try_get::<String, _>("kind")?)?,
+        letter_sha256: r.try_get("letter_sha256")?,
+        case_no: r.try_get("case_no")?,
+        source_name: r.try_get("source_name")?,
+        payload: r.try_get("payload")?,
+        state: JobState::parse(&r.try_get::<String, _>("state")?)?,
+        attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
+        max_attempts: u32::try_from(r.try_get::<i64, _>("max_attempts")?).unwrap_or(0),
+        last_error: r.try_get("last_error")?,
+        result: r.try_get("result")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Adds a job unless one with the same id exists; a job that failed for good is queued
+    /// again (given again on purpose: the limits may have changed). Returns whether the job
+    /// was added or re-queued.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
+             max_attempts, not_before, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $8, $8, $8) \
+             ON CONFLICT (job_id) DO UPDATE SET state = 'queued', attempts = 0, not_before = $8, \
+             last_error = NULL, result = NULL, updated_at = $8 WHERE jobs.state = 'failed'",
+        )
+        .bind(&job.job_id)
+        .bind(job.kind.as_str())
+        .bind(job.letter_sha256.as_deref())
+        .bind(job.case_no.as_deref())
+        .bind(&job.source_name)
+        .bind(&job.payload)
+        .bind(i64::from(job.max_attempts))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Adds a job already claimed by `worker` (one commit instead of two, for a process that
+    /// queues a letter to work it itself). `None` when a job with this id exists: then
+    /// `enqueue` and `claim_job` decide.
+    pub async fn enqueue_claimed(
+        &self,
+        job: &NewJob,
+        worker: &WorkerId,
+        lease_ms: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(&format!(
+            "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
+             max_attempts, worker, lease_until, not_before, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'running', 1, $7, $8, $9, $10, $10, $10) \
+             ON CONFLICT (job_id) DO NOTHING RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(&job.job_id)
+        .bind(job.kind.as_str())
+        .bind(job.letter_sha256.as_deref())
+        .bind(job.case_no.as_deref())
+        .bind(&job.source_name)
+        .bind(&job.payload)
+        .bind(i64::from(job.max_attempts))
+        .bind(worker.as_str())
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Claims the next job of `kind` that is ready (queued and past its backoff, or running
+    /// with an expired lease), oldest first; `prefix` narrows it to job ids starting so.
+    pub async fn claim(
+        &self,
+        worker: &WorkerId,
+        kind: JobKind,
+        prefix: Option<&str>,
+        lease_ms: i64,
+    ) -> Result<Option<Job>, StoreError> {
+        let now = now_ms();
+        let lock = if self.is_postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
+             updated_at = $3 WHERE job_id = (SELECT job_id FROM jobs WHERE kind = $4 AND job_id LIKE $5 AND \
+             ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_until < $3)) \
+             ORDER BY created_at, job_id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
+        );
+        let like = format!("{}%", prefix.unwrap_or(""));
+        let row = sqlx::query(&sql)
+            .bind(worker.as_str())
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(kind.as_str())
+            .bind(like)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Claims one given job if it is ready (see `claim`).
+    pub async fn claim_job(&self, worker: &WorkerId, job_id: &str, lease_ms: i64) -> Result<Option<Job>, StoreError> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
+             updated_at = $3 WHERE job_id = $4 AND \
+             ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_until < $3)) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(worker.as_str())
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// A job as it stands.
+    pub async fn job(&self, job_id: &str) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1"))
+            .bind(job_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Extends the leases of every job this worker is running. Returns how many.
+    pub async fn renew_leases(&self, worker: &WorkerId, lease_ms: i64) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let r =
+            sqlx::query("UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE worker = $3 AND state = 'running'")
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(worker.as_str())
+                .execute(&self.pool)
+                .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Expires at once the leases of jobs held by workers of this host whose process has
+    /// ended (killed, crashed), so that a restarted worker need not wait for them.
+    pub async fn release_dead_local_workers(&self) -> Result<u64, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT worker FROM jobs WHERE state = 'running' AND worker IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut released = 0;
+        for r in rows {
+            let w: String = r.try_get("worker")?;
+            if WorkerId::is_dead_local(&w) {
+                released += sqlx::query("UPDATE jobs SET lease_until = 0 WHERE worker = $1 AND state = 'running'")
+                    .bind(&w)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+            }
+        }
+        Ok(released)
+    }
+
+    /// Puts a job back in the queue after a passing failure, not to be claimed before
+    /// `delay_ms` from now.
+    pub async fn retry_later(&self, job_id: &str, error: &str, delay_ms: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', worker = NULL, lease_until = NULL, not_before = $1, \
+             last_error = $2, updated_at = $3 WHERE job_id = $4 AND state = 'running'",
+        )
+        .bind(now + delay_ms)
+        .bind(error)
+        .bind(now)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a job as failed for good (a letter that cannot be read: its files are in
+    /// quarantine at `result`).
+    pub async fn fail_job(&self, job_id: &str, error: &str, result: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET state = 'failed', worker = NULL, lease_until = NULL, last_error = $1, result = $2, \
+             updated_at = $3 WHERE job_id = $4",
+        )
+        .bind(error)
+        .bind(result)
+        .bind(now_ms())
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Ends a job as done without a registration of its own (the letter was already a case).
+    pub async fn finish_job(&self, job_id: &str, result: &str) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        mark_done(&mut conn, job_id, result).await
+    }
+
+    /// Jobs per state, of one kind, optionally only those whose id starts with `prefix`.
+    pub async fn queue_counts(&self, kind: JobKind, prefix: Option<&str>) -> Result<QueueCounts, StoreError> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM jobs WHERE kind = $1 AND job_id LIKE $2 GROUP BY state")
+                .bind(kind.as_str())
+                .bind(format!("{}%", prefix.unwrap_or("")))
+                .fetch_all(&self.pool)
+                .await?;
+        let mut c = QueueCounts::default();
+        for r in rows {
+            let n: i64 = r.try_get("n")?;
+            match JobState::parse(&r.try_get::<String, _>("state")?)? {
+                JobState::Queued => c.queued = n,
+                JobState::Running => c.running = n,
+                JobState::Done => c.done = n,
+                JobState::Failed => c.failed = n,
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Marks a job done with its result, inside the caller's transaction or connection.
+pub(super) async fn mark_done(conn: &mut sqlx::AnyConnection, job_id: &str, result: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'done', worker = NULL, lease_until = NULL, result = $1, updated_at = $2 \
+         WHERE job_id = $3",
+    )
+    .bind(result)
+    .bind(now_ms())
+    .bind(job_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_of_another_host_is_never_taken_for_dead() {
+        assert!(!WorkerId::is_dead_local("some-other-host-name/1/ff"));
+        assert!(!WorkerId::is_dead_local(WorkerId::current().as_str()));
+        // A process id that cannot exist on Linux (above pid_max's ceiling).
+        assert!(WorkerId::is_dead_local(&format!("{}/4194305/0", host_name())));
+    }
+}

@@ -1,0 +1,513 @@
+//! Versioned results and reviewers' decisions. Every OCR and rules run over a case is kept
+//! in `case_runs` with its engine and rule-set versions. A re-run becomes the case's standing
+//! decision only when no reviewer has decided the case; otherwise it is recorded beside the
+//! reviewer's decision and, when it differs, the case is flagged for review.
+//!
+//! **Invariant:** nothing here ever overwrites a `case_reviews` row except `record_review`.
+
+use super::{
+    now_ms, parse_case_no, queue, repeat_candidates, sha256, take_registry_lock, Decided, RepeatLookup, Store,
+    StoreError,
+};
+use serde::Serialize;
+use sqlx::Row;
+use xinfang_models::{CaseNo, Decision, InputFormat, PageText, ReporterIdentity};
+
+/// A run to record.
+pub(super) struct RunRecord<'a> {
+    pub kind: &'a str,
+    pub ocr_engine: Option<&'a str>,
+    pub text: &'a str,
+    pub decision: &'a Decision,
+    pub applied: bool,
+    pub differs: bool,
+}
+
+/// Appends a run to a case's history.
+pub(super) async fn insert_run(
+    conn: &mut sqlx::AnyConnection,
+    no: &str,
+    r: RunRecord<'_>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let run_no: i64 = sqlx::query("SELECT COALESCE(MAX(run_no), 0) + 1 AS n FROM case_runs WHERE case_no = $1")
+        .bind(no)
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get("n")?;
+    let json = serde_json::to_string(r.decision).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
+    sqlx::query(
+        "INSERT INTO case_runs (case_no, run_no, kind, ocr_engine, rules_version, text_sha256, decision, applied, \
+         differs, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(no)
+    .bind(run_no)
+    .bind(r.kind)
+    .bind(r.ocr_engine)
+    .bind(&r.decision.rules_version)
+    .bind(sha256(r.text.as_bytes()).to_string())
+    .bind(json)
+    .bind(i64::from(r.applied))
+    .bind(i64::from(r.differs))
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(run_no)
+}
+
+/// Appends an event to a case's log.
+pub(super) async fn insert_event(
+    conn: &mut sqlx::AnyConnection,
+    no: &str,
+    actor: &str,
+    action: &str,
+    detail: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO case_events (case_no, seq, at, actor, action, detail) \
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM case_events WHERE case_no = $1",
+    )
+    .bind(no)
+    .bind(now)
+    .bind(actor)
+    .bind(action)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes the decision columns and JSON of a case (insert, or replace the standing one).
+pub(super) async fn write_decision_row(
+    conn: &mut sqlx::AnyConnection,
+    no: &str,
+    dd: &Decision,
+    now: i64,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(dd).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
+    sqlx::query("DELETE FROM case_decisions WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
+    sqlx::query(
+        "INSERT INTO case_decisions (case_no, rules_version, class, in_scope, named, handling_level, forward_to, \
+         repeat_of, new_facts_of, review, score, decision, decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+    )
+    .bind(no)
+    .bind(&dd.rules_version)
+    .bind(dd.class.as_str())
+    .bind(i64::from(dd.in_scope))
+    .bind(i64::from(dd.named))
+    .bind(dd.handling_level.map(|l| l.as_str()))
+    .bind(dd.forward_to.as_deref())
+    .bind(dd.repeat_of.as_deref())
+    .bind(dd.new_facts_of.as_deref())
+    .bind(i64::from(dd.review))
+    .bind(f64::from(dd.score))
+    .bind(json)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The fields a reviewer decides, as `field: old → new` for each that differs.
+pub fn decision_changes(old: &Decision, new: &Decision) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cmp = |field: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{field}: {a} → {b}"));
+        }
+    };
+    cmp("class", old.class.as_str().into(), new.class.as_str().into());
+    cmp("in_scope", old.in_scope.to_string(), new.in_scope.to_string());
+    cmp("named", old.named.to_string(), new.named.to_string());
+    let level = |d: &Decision| d.handling_level.map_or("-".to_string(), |l| l.as_str().to_string());
+    cmp("level", level(old), level(new));
+    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+    cmp("sub_kind", opt(&old.sub_kind), opt(&new.sub_kind));
+    cmp("forward_to", opt(&old.forward_to), opt(&new.forward_to));
+    cmp("repeat_of", opt(&old.repeat_of), opt(&new.repeat_of));
+    cmp("new_facts_of", opt(&old.new_facts_of), opt(&new.new_facts_of));
+    out
+}
+
+/// A stored case as a re-run needs it.
+#[derive(Debug, Clone)]
+pub struct CaseForRerun {
+    pub case_no: CaseNo,
+    pub received_at: i64,
+    pub format: InputFormat,
+    pub is_folder: bool,
+    /// The originals in page order: digest and file name.
+    pub originals: Vec<queue::QueuedOriginal>,
+    pub pages: Vec<PageText>,
+    /// A 上级 routing stub keeps no text: its re-run reads the originals again.
+    pub stub: bool,
+    /// The reporter's identity, read for the re-run (the read is recorded).
+    pub identity: ReporterIdentity,
+}
+
+/// A reviewer's decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Review {
+    pub reviewer: String,
+    pub decision: Decision,
+    pub note: String,
+    pub at: i64,
+}
+
+/// What a re-run produced, before it is settled against earlier letters and stored.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// `ocr` (originals read again) or `rules` (the rules only, over the stored text).
+    pub kind: &'static str,
+    pub ocr_engine: Option<String>,
+    /// New pages, when the originals were read again.
+    pub pages: Option<Vec<PageText>>,
+    pub ocr_confidence: Option<f32>,
+    /// The redacted letter text.
+    pub text: String,
+    pub decided: Decided,
+    pub pages_need_review: bool,
+}
+
+/// What a re-run did to a case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// The new run became the standing decision; `changes` lists what it changed.
+    Applied { changes: Vec<String> },
+    /// A reviewer's decision stands; the run is recorded beside it. `changes` lists where
+    /// the rules now disagree with the reviewer (the case is flagged when there are any).
+    Suggested { changes: Vec<String> },
+}
+
+impl Store {
+    /// A case with what a re-run needs; `None` when it does not exist.
+    pub async fn case_for_rerun(&self, case_no: &CaseNo) -> Result<Option<CaseForRerun>, StoreError> {
+        let no = case_no.to_string();
+        let Some(detail) = self.show(case_no).await? else { return Ok(None) };
+        let rows = sqlx::query(
+            "SELECT co.sha256, co.file_name, o.byte_len FROM case_originals co \
+             JOIN originals o ON o.sha256 = co.sha256 WHERE co.case_no = $1 ORDER BY co.ordinal",
+        )
+        .bind(&no)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut originals = Vec::with_capacity(rows.len());
+        for r in rows {
+            let sha: String = r.try_get("sha256")?;
+            originals.push(queue::QueuedOriginal {
+                sha256: xinfang_models::Sha256Hex::parse(&sha)
+                    .ok_or_else(|| StoreError::Corrupt(format!("digest {sha} of {no}")))?,
+                file_name: r.try_get("file_name")?,
+                byte_len: u64::try_from(r.try_get::<i64, _>("byte_len")?).unwrap_or(0),
+            });
+        }
+        let stub = self
+            .decision(case_no)
+            .await?
+            .is_some_and(|d| d.in_scope && d.handling_level == Some(xinfang_models::HandlingLevel::Higher));
+        let identity = self
+            .read_identity(case_no, "xinfang reprocess", "system", "re-run the rules over the letter")
+            .await?
+            .unwrap_or_default();
+        let is_folder = originals.len() > 1
+            || detail.letter_sha256 != originals.first().map_or(String::new(), |o| o.sha256.to_string());
+        Ok(Some(CaseForRerun {
+            case_no: case_no.clone(),
+            received_at: detail.summary.received_at,
+            format: InputFormat::parse(&detail.summary.format).unwrap_or(InputFormat::Text),
+            is_folder,
+            originals,
+            pages: detail.pages,
+            stub,
+            identity,
+        }))
+    }
+
+    /// The reviewer's decision of a case, if one was made.
+    pub async fn review(&self, case_no: &CaseNo) -> Result<Option<Review>, StoreError> {
+        let row = sqlx::query("SELECT reviewer, decision, note, at FROM case_reviews WHERE case_no = $1")
+            .bind(case_no.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(Review {
+                reviewer: r.try_get("reviewer")?,
+                decision: serde_json::from_str(&r.try_get::<String, _>("decision")?)
+                    .map_err(|e| StoreError::Corrupt(format!("review of {case_no}: {e}")))?,
+                note: r.try_get("note")?,
+                at: r.try_get("at")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records a reviewer's decision: it becomes the standing decision and stands over any
+    /// later rules run. Returns what it changed.
+    pub async fn record_review(
+        &self,
+        case_no: &CaseNo,
+        reviewer: &str,
+        decision: &Decision,
+        note: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let no = case_no.to_string();
+        let now = now_ms();
+        let before = self.decision(case_no).await?;
+        let mut tx = self.pool.begin().await?;
+        take_registry_lock(&mut tx).await?;
+        let json = serde_json::to_string(decision).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
+        sqlx::query("DELETE FROM case_reviews WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO case_reviews (case_no, reviewer, decision, note, at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&no)
+            .bind(reviewer)
+            .bind(json)
+            .bind(note)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        write_decision_row(&mut tx, &no, decision, now).await?;
+        sqlx::query("UPDATE cases SET needs_review = 0, updated_at = $1 WHERE case_no = $2")
+            .bind(now)
+            .bind(&no)
+            .execute(&mut *tx)
+            .await?;
+        let changes = before.as_ref().map(|b| decision_changes(b, decision)).unwrap_or_default();
+        let detail = if changes.is_empty() { "confirmed".to_string() } else { changes.join("; ") };
+        insert_event(&mut tx, &no, reviewer, "reviewed", &detail, now).await?;
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    /// Stores a re-run of a case: settles it against the letters received before the case
+    /// (inside the registry lock), records it as a new run, and makes it the standing
+    /// decision unless a reviewer has decided. The job, when given, is marked done in the
+    /// same transaction.
+    pub async fn apply_run(
+        &self,
+        case: &CaseForRerun,
+        run: &RunResult,
+        lookup: RepeatLookup<'_>,
+        job_id: Option<&str>,
+    ) -> Result<RunOutcome, StoreError> {
+        let no = case.case_no.to_string();
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        take_registry_lock(&mut tx).await?;
+        let candidates =
+            repeat_candidates(&mut tx, lookup.keys, lookup.per_key, Some((case.received_at, no.as_str()))).await?;
+        let mut decided = run.decided.clone();
+        (lookup.settle)(&mut decided, &candidates);
+        let reviewed = match sqlx::query("SELECT decision FROM case_reviews WHERE case_no = $1")
+            .bind(&no)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(r) => Some(
+                serde_json::from_str::<Decision>(&r.try_get::<String, _>("decision")?)
+                    .map_err(|e| StoreError::Corrupt(format!("review of {no}: {e}")))?,
+            ),
+            None => None,
+        };
+        let standing = match sqlx::query("SELECT decision FROM case_decisions WHERE case_no = $1")
+            .bind(&no)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            Some(r) => Some(
+                serde_json::from_str::<Decision>(&r.try_get::<String, _>("decision")?)
+                    .map_err(|e| StoreError::Corrupt(format!("decision of {no}: {e}")))?,
+            ),
+            None => None,
+        };
+        let versions = format!(
+            "rules {}{}",
+            decided.decision.rules_version,
+            run.ocr_engine.as_deref().map_or(String::new(), |e| format!(", {e}"))
+        );
+        let outcome = if let Some(review) = reviewed {
+            let changes = decision_changes(&review, &decided.decision);
+            insert_run(
+                &mut tx,
+                &no,
+                RunRecord {
+                    kind: run.kind,
+                    ocr_engine: run.ocr_engine.as_deref(),
+                    text: &run.text,
+                    decision: &decided.decision,
+                    applied: false,
+                    differs: !changes.is_empty(),
+                },
+                now,
+            )
+            .await?;
+            if !changes.is_empty() {
+                sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
+                    .bind(now)
+                    .bind(&no)
+                    .execute(&mut *tx)
+                    .await?;
+                let detail = format!(
+                    "re-run ({versions}) differs from the reviewer's decision, which stands: {}",
+                    changes.join("; ")
+                );
+                insert_event(&mut tx, &no, "reprocess", "rerun_differs", &detail, now).await?;
+            }
+            RunOutcome::Suggested { changes }
+        } else {
+            let changes = standing.as_ref().map(|s| decision_changes(s, &decided.decision)).unwrap_or_default();
+            self.replace_results(&mut tx, case, run, &decided, now).await?;
+            insert_run(
+                &mut tx,
+                &no,
+                RunRecord {
+                    kind: run.kind,
+                    ocr_engine: run.ocr_engine.as_deref(),
+                    text: &run.text,
+                    decision: &decided.decision,
+                    applied: true,
+                    differs: !changes.is_empty(),
+                },
+                now,
+            )
+            .await?;
+            let detail = if changes.is_empty() {
+                format!("re-run ({versions}): decision unchanged")
+            } else {
+                format!("re-run ({versions}): {}", changes.join("; "))
+            };
+            insert_event(&mut tx, &no, "reprocess", "rerun", &detail, now).await?;
+            RunOutcome::Applied { changes }
+        };
+        if let Some(job) = job_id {
+            queue::mark_done(&mut tx, job, &no).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Makes a run the standing result: decision, fingerprint, index keys, the identity if
+    /// none was stored, and (after OCR) the pages and text.
+    async fn replace_results(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        case: &CaseForRerun,
+        run: &RunResult,
+        decided: &Decided,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let no = case.case_no.to_string();
+        let dd = &decided.decision;
+        write_decision_row(&mut *tx, &no, dd, now).await?;
+        let root = dd.repeat_of.clone().unwrap_or_else(|| no.clone());
+        let fp = serde_json::to_string(&decided.fingerprint)
+            .map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+        sqlx::query("DELETE FROM case_fingerprints WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3)")
+            .bind(&no)
+            .bind(root)
+            .bind(fp)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM repeat_keys WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
+        for key in &decided.keys {
+            sqlx::query(
+                "INSERT INTO repeat_keys (key, case_no, at) VALUES ($1, $2, $3) ON CONFLICT (key, case_no) DO NOTHING",
+            )
+            .bind(key)
+            .bind(&no)
+            .bind(case.received_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !decided.identity.is_empty() {
+            let id = &decided.identity;
+            sqlx::query(
+                "INSERT INTO reporter_identities (case_no, name, phone, id_number, address, unit, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_no) DO NOTHING",
+            )
+            .bind(&no)
+            .bind(id.name.as_deref())
+            .bind(id.phone.as_deref())
+            .bind(id.id_number.as_deref())
+            .bind(id.address.as_deref())
+            .bind(id.unit.as_deref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let stub = decided.routing_stub();
+        let review = dd.review || run.pages_need_review;
+        if let Some(pages) = &run.pages {
+            sqlx::query("DELETE FROM pages WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
+            for p in pages {
+                super::insert_page(&mut *tx, &no, p, stub).await?;
+            }
+            sqlx::query(
+                "UPDATE cases SET text = $1, ocr_confidence = $2, page_count = $3, needs_review = $4, updated_at = $5 \
+                 WHERE case_no = $6",
+            )
+            .bind(if stub { "" } else { run.text.as_str() })
+            .bind(run.ocr_confidence.map(f64::from))
+            .bind(pages.len() as i64)
+            .bind(i64::from(review))
+            .bind(now)
+            .bind(&no)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            if stub {
+                // Routed up by the new rules: the text and boxes are no longer kept.
+                sqlx::query("UPDATE pages SET text = '', boxes = $1 WHERE case_no = $2")
+                    .bind(serde_json::json!({ "words": [], "lines": [] }).to_string())
+                    .bind(&no)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let text_sql = if stub { "text = '', " } else { "" };
+            sqlx::query(&format!("UPDATE cases SET {text_sql}needs_review = $1, updated_at = $2 WHERE case_no = $3"))
+                .bind(i64::from(review))
+                .bind(now)
+                .bind(&no)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Registered cases matching a re-run selection, oldest first.
+    pub async fn select_cases(&self, sel: &CaseSelection) -> Result<Vec<CaseNo>, StoreError> {
+        let mut sql = String::from(
+            "SELECT c.case_no FROM cases c LEFT JOIN case_decisions d ON d.case_no = c.case_no \
+             WHERE c.status <> 'manual_handling' AND c.received_at >= $1 AND c.received_at < $2",
+        );
+        if sel.class.is_some() {
+            sql.push_str(" AND d.class = $3");
+        }
+        sql.push_str(" ORDER BY c.received_at, c.case_no");
+        let mut q = sqlx::query(&sql).bind(sel.from_ms.unwrap_or(i64::MIN)).bind(sel.to_ms.unwrap_or(i64::MAX));
+        if let Some(c) = &sel.class {
+            q = q.bind(c.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let no = parse_case_no(&r.try_get::<String, _>("case_no")?)?;
+            if sel.cases.is_empty() || sel.cases.contains(&no) {
+                out.push(no);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Which cases a re-run covers: all, a receipt-time range, a class, a list (combined).
+#[derive(Debug, Clone, Default)]
+pub struct CaseSelection {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub class: Option<xinfang_models::LetterClass>,
+    pub cases: Vec<CaseNo>,
+}

@@ -1,0 +1,186 @@
+//! The durable queue, concurrent registration and re-runs against the store, each on SQLite
+//! and on PostgreSQL (XINFANG_TEST_POSTGRES_URL; CI sets XINFANG_REQUIRE_POSTGRES so the
+//! PostgreSQL half cannot be skipped there).
+
+use crate::support::with_each_store;
+use std::sync::Arc;
+use xinfang::stages::catalogue::Catalogue;
+use xinfang::stages::repeat::Candidate;
+use xinfang::store::{
+    sha256, Decided, JobKind, JobState, NewCase, NewJob, Registration, RepeatLookup, RunOutcome, RunResult, Store,
+    WorkerId,
+};
+use xinfang::understand::Understander;
+use xinfang_models::{Channel, InputFormat, PageOrigin, PageText};
+
+fn job(id: &str) -> NewJob {
+    NewJob {
+        job_id: id.into(),
+        kind: JobKind::Letter,
+        letter_sha256: None,
+        case_no: None,
+        source_name: format!("{id}.tif"),
+        payload: "{}".into(),
+        max_attempts: 2,
+    }
+}
+
+async fn queue_behaves(store: Store) {
+    let (a, b) = (WorkerId::current(), WorkerId::current());
+    assert_ne!(a, b, "two workers of one process are told apart");
+    assert!(store.enqueue(&job("letter:1")).await.expect("enqueue"));
+    assert!(!store.enqueue(&job("letter:1")).await.expect("enqueue again"), "enqueuing twice is a no-op");
+    let first = store.claim(&a, JobKind::Letter, None, 60_000).await.expect("claim").expect("a job");
+    assert_eq!((first.job_id.as_str(), first.attempts, first.state), ("letter:1", 1, JobState::Running));
+    assert!(store.claim(&b, JobKind::Letter, None, 60_000).await.expect("claim").is_none(), "leased to a");
+    assert!(store.claim(&b, JobKind::Rerun, None, 60_000).await.expect("claim").is_none(), "other kind");
+    // a renews its lease; then it "dies" (its lease is let run out) and b takes the job over.
+    assert_eq!(store.renew_leases(&a, 1).await.expect("renew"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let again = store.claim(&b, JobKind::Letter, None, 60_000).await.expect("claim").expect("expired lease");
+    assert_eq!(again.attempts, 2);
+    assert!(!again.exhausted());
+    // A passing failure: back in the queue, not before its backoff.
+    store.retry_later("letter:1", "database is locked", 60_000).await.expect("retry later");
+    assert!(store.claim(&a, JobKind::Letter, None, 60_000).await.expect("claim").is_none(), "backing off");
+    let j = store.job("letter:1").await.expect("job").expect("exists");
+    assert_eq!((j.state, j.last_error.as_deref()), (JobState::Queued, Some("database is locked")));
+    // A job whose workers keep dying: claimed beyond max_attempts, it is exhausted (the
+    // intake then registers the letter for manual handling).
+    store.enqueue(&job("letter:2")).await.expect("enqueue");
+    for round in 1..=3 {
+        let j = store.claim_job(&a, "letter:2", 1).await.expect("claim").expect("ready");
+        assert_eq!((j.attempts, j.exhausted()), (round, round > 2));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    store.finish_job("letter:2", "QLX-2026-X-000001").await.expect("finish");
+    // Failed for good, then given again on purpose: queued afresh.
+    store.fail_job("letter:1", "not a PDF", Some("q/x")).await.expect("fail");
+    let counts = store.queue_counts(JobKind::Letter, None).await.expect("counts");
+    assert_eq!((counts.failed, counts.done, counts.queued, counts.drained()), (1, 1, 0, true));
+    assert!(store.enqueue(&job("letter:1")).await.expect("re-enqueue failed job"));
+    let fresh = store.claim(&b, JobKind::Letter, Some("letter:"), 60_000).await.expect("claim").expect("requeued");
+    assert_eq!(fresh.attempts, 1);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn queue_leases_retries_and_attempts() {
+    with_each_store(|store, _| queue_behaves(store)).await;
+}
+
+fn understander() -> Arc<Understander> {
+    Arc::new(Understander::new(&Catalogue::builtin().expect("shipped rules")).expect("stages"))
+}
+
+/// A letter decided by the real rules, ready to register.
+fn decided_case(u: &Understander, text: &str, at: i64) -> (NewCase, Vec<String>) {
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+    let x = u.understand(text, day);
+    let case = NewCase {
+        organ: "QLX".into(),
+        channel: Channel::Letter,
+        letter_sha256: sha256(text.as_bytes()),
+        source_name: "t.txt".into(),
+        format: InputFormat::Text,
+        originals: Vec::new(),
+        pages: vec![PageText::from_text(1, PageOrigin::Transcript, text.to_string())],
+        ocr_confidence: None,
+        text: text.into(),
+        needs_review: false,
+        received_at: at,
+        decided: Some(Decided { decision: x.decision, identity: x.identity, fingerprint: x.fingerprint, keys: x.keys }),
+        ocr_engine: None,
+        manual: None,
+    };
+    (case, x.lookup_keys)
+}
+
+async fn register(store: &Store, u: &Arc<Understander>, case: &NewCase, keys: &[String]) -> (String, Decided) {
+    let u2 = Arc::clone(u);
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
+    let settle = move |d: &mut Decided, c: &[Candidate]| {
+        u2.settle_decision(&mut d.decision, &d.fingerprint, c, day);
+    };
+    let lookup = RepeatLookup { keys, per_key: 200, settle: &settle };
+    let (r, d) = store.register_letter(case, Some(lookup), None).await.expect("register");
+    let Registration::Registered(no) = r else { panic!("new letter") };
+    (no.to_string(), d.expect("decided"))
+}
+
+/// Two workers register two letters about the same matter at the same moment, many times
+/// over: each time exactly one of them is the first letter and the other its repeat.
+async fn concurrent_repeats(url: String) {
+    let u = understander();
+    let (s1, s2) = (Store::open(&url).await.expect("open 1"), Store::open(&url).await.expect("open 2"));
+    let now = chrono::Utc::now().timestamp_millis();
+    for i in 0..12 {
+        let village = format!("第{i}村");
+        let a = format!(
+            "县纪委：\n我举报石桥镇{village}党支部书记赵德明把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n"
+        );
+        let b = format!("县纪委：\n再次反映石桥镇{village}党支部书记赵德明把弟媳评成低保户每月领580元、侵占集体土地补偿款的问题。\n");
+        let (ca, ka) = decided_case(&u, &a, now + i);
+        let (cb, kb) = decided_case(&u, &b, now + i);
+        let ((na, da), (nb, db)) = tokio::join!(register(&s1, &u, &ca, &ka), register(&s2, &u, &cb, &kb));
+        let links = [(&na, &da, &nb), (&nb, &db, &na)]
+            .iter()
+            .filter(|(_, d, other)| d.decision.repeat_of.as_deref() == Some(other.as_str()))
+            .count();
+        assert_eq!(links, 1, "round {i}: {na} {:?} / {nb} {:?}", da.decision.repeat_of, db.decision.repeat_of);
+    }
+    s1.close().await;
+    s2.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_registering_related_letters_see_each_other() {
+    with_each_store(|store, url| async move {
+        store.close().await;
+        concurrent_repeats(url).await
+    })
+    .await;
+}
+
+/// A re-run applies when no reviewer decided; after a reviewer's decision it is recorded
+/// beside it, flagged when it differs, and the reviewer's decision stands.
+async fn reruns_respect_reviewers(store: Store) {
+    let u = understander();
+    let text = "县纪委：\n我举报石桥镇柳河村党支部书记赵德明把弟媳评成低保户，每月领580元。\n";
+    let (case, keys) = decided_case(&u, text, chrono::Utc::now().timestamp_millis());
+    let (no, decided) = register(&store, &u, &case, &keys).await;
+    let no: xinfang_models::CaseNo = no.parse().expect("case no");
+    let target = store.case_for_rerun(&no).await.expect("load").expect("exists");
+    let settle = |_: &mut Decided, _: &[Candidate]| {};
+    let mut changed = decided.clone();
+    changed.decision.rules_version = "rules-next".into();
+    changed.decision.class = xinfang_models::LetterClass::Suggestion;
+    let run = RunResult {
+        kind: "rules",
+        ocr_engine: None,
+        pages: None,
+        ocr_confidence: None,
+        text: text.into(),
+        decided: changed.clone(),
+        pages_need_review: false,
+    };
+    let lookup = || RepeatLookup { keys: &keys, per_key: 200, settle: &settle };
+    let applied = store.apply_run(&target, &run, lookup(), None).await.expect("apply");
+    assert!(matches!(&applied, RunOutcome::Applied { changes } if changes.iter().any(|c| c.starts_with("class"))));
+    assert_eq!(store.decision(&no).await.expect("decision").expect("some").class, changed.decision.class);
+    // A reviewer puts it back to 检举控告; the next run suggests 批评建议 again.
+    store.record_review(&no, "王审核", &decided.decision, "是检举").await.expect("review");
+    let suggested = store.apply_run(&target, &run, lookup(), None).await.expect("apply again");
+    assert!(matches!(&suggested, RunOutcome::Suggested { changes } if !changes.is_empty()), "{suggested:?}");
+    let standing = store.decision(&no).await.expect("decision").expect("some");
+    assert_eq!(standing.class, decided.decision.class, "the reviewer's decision stands");
+    let detail = store.show(&no).await.expect("show").expect("case");
+    assert!(detail.summary.needs_review, "the difference is flagged");
+    assert!(detail.events.iter().any(|e| e.2 == "rerun_differs"), "{:?}", detail.events);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn reruns_never_overwrite_a_reviewers_decision() {
+    with_each_store(|store, _| reruns_respect_reviewers(store)).await;
+}
