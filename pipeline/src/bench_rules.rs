@@ -15,18 +15,28 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use xinfang_models::Subject;
 
-/// A small deterministic generator (xorshift64*): the same store every run.
-struct Rng(u64);
+/// A small deterministic generator (xorshift64*): the same store, the same letters every run
+/// (shared with `bench_ingest`).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[(self.next() % xs.len() as u64) as usize]
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub(crate) fn range(&mut self, lo: u32, hi: u32) -> u32 {
+        lo + self.below(u64::from(hi.saturating_sub(lo)) + 1) as u32
+    }
+    pub(crate) fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
     }
 }
 

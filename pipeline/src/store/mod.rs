@@ -293,18 +293,10 @@ impl Store {
         let stub = decided.as_ref().is_some_and(Decided::routing_stub);
         // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
         let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
-        sqlx::query(
-            "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 0) \
-             ON CONFLICT (organ, year, channel) DO NOTHING",
-        )
-        .bind(&new.organ)
-        .bind(i64::from(year))
-        .bind(&channel)
-        .execute(&mut *tx)
-        .await?;
         let seq: i64 = sqlx::query(
-            "UPDATE case_sequences SET last_seq = last_seq + 1 \
-             WHERE organ = $1 AND year = $2 AND channel = $3 RETURNING last_seq",
+            "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (organ, year, channel) DO UPDATE SET last_seq = case_sequences.last_seq + 1 \
+             RETURNING last_seq",
         )
         .bind(&new.organ)
         .bind(i64::from(year))
@@ -617,16 +609,25 @@ async fn insert_decision(
         .bind(fp)
         .execute(&mut **tx)
         .await?;
-    for key in &d.keys {
-        sqlx::query(
-            "INSERT INTO repeat_keys (key, case_no, at) VALUES ($1, $2, $3) ON CONFLICT (key, case_no) DO NOTHING",
-        )
-        .bind(key)
-        .bind(no)
-        .bind(received_at)
-        .execute(&mut **tx)
-        .await?;
+    insert_keys(&mut *tx, no, &d.keys, received_at).await
+}
+
+/// Writes a case's repeat-index keys in one statement (one round trip, not one per key).
+async fn insert_keys(conn: &mut sqlx::AnyConnection, no: &str, keys: &[String], at: i64) -> Result<(), StoreError> {
+    let keys: std::collections::BTreeSet<&String> = keys.iter().collect();
+    if keys.is_empty() {
+        return Ok(());
     }
+    let marks: Vec<String> = (0..keys.len()).map(|k| format!("(${}, $1, $2)", k + 3)).collect();
+    let sql = format!(
+        "INSERT INTO repeat_keys (key, case_no, at) VALUES {} ON CONFLICT (key, case_no) DO NOTHING",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(&sql).bind(no).bind(at);
+    for k in keys {
+        q = q.bind(k.as_str());
+    }
+    q.execute(conn).await?;
     Ok(())
 }
 

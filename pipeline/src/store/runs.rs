@@ -412,16 +412,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM repeat_keys WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
-        for key in &decided.keys {
-            sqlx::query(
-                "INSERT INTO repeat_keys (key, case_no, at) VALUES ($1, $2, $3) ON CONFLICT (key, case_no) DO NOTHING",
-            )
-            .bind(key)
-            .bind(&no)
-            .bind(case.received_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        super::insert_keys(&mut *tx, &no, &decided.keys, case.received_at).await?;
         if !decided.identity.is_empty() {
             let id = &decided.identity;
             sqlx::query(
