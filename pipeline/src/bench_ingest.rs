@@ -40,6 +40,8 @@ pub enum BenchIngestError {
     Postgres { url: String, action: String, source: sqlx::Error },
     #[error("{url} is not a postgres:// URL with a server to create databases on")]
     PostgresUrl { url: String },
+    #[error("interrupted ({0}); the temporary letters, store and database are removed")]
+    Interrupted(&'static str),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BenchIngestError + 'a {
@@ -1063,6 +1065,19 @@ async fn database_bytes(admin: &str, name: &str) -> Option<u64> {
 // ---------------------------------------------------------------------------------------------
 // The command
 
+/// Resolves on SIGTERM or Ctrl-C, so that the temporary files and database are removed.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else { return std::future::pending().await };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        r = tokio::signal::ctrl_c() => match r {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        },
+    }
+}
+
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
@@ -1114,7 +1129,7 @@ pub async fn ingest(
     );
     let pool = OcrPool::start(&cfg.ocr, &cfg.limits, 1)?;
     let run = Run { cfg, understander: &understander, pool: &pool, letters_dir: &letters_dir, kinds: &kinds, batch };
-    let result = async {
+    let work = async {
         let mut rows = Vec::new();
         let sqlite_dir = root.0.join("sqlite");
         let mut sqlite_cfg = cfg.clone();
@@ -1141,9 +1156,16 @@ pub async fn ingest(
             rows.push(row);
         }
         Ok::<_, BenchIngestError>(rows)
-    }
-    .await;
+    };
+    let result = tokio::select! {
+        r = work => r,
+        signal = interrupted() => Err(BenchIngestError::Interrupted(signal)),
+    };
     pool.shutdown().await;
+    if let (Err(_), Some((admin, _, name))) = (&result, &pg) {
+        // Stopped between creating its database and dropping it: drop it now.
+        let _ = admin_exec(admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    }
     let rows = result?;
 
     println!(
