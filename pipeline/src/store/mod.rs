@@ -476,7 +476,7 @@ impl Store {
     }
 
     /// The reporter's identity of a case, for a reader whose role may see it; the read is
-    /// recorded (who, as what role, why, when) in the same transaction.
+    /// recorded first (who, as what role, why, when).
     pub async fn read_identity(
         &self,
         case_no: &CaseNo,
@@ -485,23 +485,23 @@ impl Store {
         purpose: &str,
     ) -> Result<Option<ReporterIdentity>, StoreError> {
         let no = case_no.to_string();
-        let mut tx = self.pool.begin().await?;
-        // The write comes first: on SQLite a transaction that reads and then writes can be
-        // refused at once when another connection wrote in between.
+        // The read is recorded before the identity is read (a failed read still leaves its
+        // record). Two statements, not a transaction: a transaction left open while its
+        // caller waits (a worker reads cases ahead of the one it registers) would hold
+        // SQLite's write lock against that registration.
         sqlx::query("INSERT INTO identity_reads (case_no, reader, role, purpose, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&no)
             .bind(reader)
             .bind(role)
             .bind(purpose)
             .bind(now_ms())
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await?;
         let row =
             sqlx::query("SELECT name, phone, id_number, address, unit FROM reporter_identities WHERE case_no = $1")
                 .bind(&no)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await?;
-        tx.commit().await?;
         row.map(|r| {
             Ok(ReporterIdentity {
                 name: r.try_get("name")?,

@@ -270,7 +270,9 @@ impl Store {
     }
 
     /// Claims the next job of `kind` that is ready (queued and past its backoff, or running
-    /// with an expired lease), oldest first; `prefix` narrows it to job ids starting so.
+    /// with an expired lease under another worker: a worker never takes its own job again
+    /// while it may still be working on it), oldest first; `prefix` narrows it to job ids
+    /// starting so.
     pub async fn claim(
         &self,
         worker: &WorkerId,
@@ -283,7 +285,7 @@ impl Store {
         let sql = format!(
             "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
              updated_at = $3 WHERE job_id = (SELECT job_id FROM jobs WHERE kind = $4 AND job_id LIKE $5 AND \
-             ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_until < $3)) \
+             ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_until < $3 AND worker <> $1)) \
              ORDER BY created_at, job_id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
         );
         let like = format!("{}%", prefix.unwrap_or(""));
