@@ -464,15 +464,8 @@ impl Store {
 
     /// The decision stored for a case, if the rules decided it.
     pub async fn decision(&self, case_no: &CaseNo) -> Result<Option<Decision>, StoreError> {
-        let row = sqlx::query("SELECT decision FROM case_decisions WHERE case_no = $1")
-            .bind(case_no.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            serde_json::from_str(&r.try_get::<String, _>("decision")?)
-                .map_err(|e| StoreError::Corrupt(format!("decision of {case_no}: {e}")))
-        })
-        .transpose()
+        let mut conn = self.pool.acquire().await?;
+        stored_decision(&mut conn, "case_decisions", &case_no.to_string()).await
     }
 
     /// The reporter's identity of a case, for a reader whose role may see it; the read is
@@ -728,6 +721,32 @@ async fn insert_page(conn: &mut sqlx::AnyConnection, no: &str, p: &PageText, stu
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Whether the process `pid` of this machine has ended (never true for this process): its
+/// jobs and half-written files can be taken over without waiting.
+fn local_process_gone(pid: i32) -> bool {
+    if pid == std::process::id() as i32 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// A decision stored as JSON in `table` (`case_decisions` or `case_reviews`) for a case.
+async fn stored_decision(
+    conn: &mut sqlx::AnyConnection,
+    table: &str,
+    no: &str,
+) -> Result<Option<Decision>, StoreError> {
+    let row =
+        sqlx::query(&format!("SELECT decision FROM {table} WHERE case_no = $1")).bind(no).fetch_optional(conn).await?;
+    row.map(|r| {
+        serde_json::from_str(&r.try_get::<String, _>("decision")?)
+            .map_err(|e| StoreError::Corrupt(format!("{table} of {no}: {e}")))
+    })
+    .transpose()
 }
 
 /// Serialises registrations and re-runs across workers (see migration 0003).

@@ -103,12 +103,7 @@ impl FileStore {
                         .and_then(|n| n.strip_suffix(".tmp"))
                         .and_then(|n| n.rsplit('.').next())
                         .and_then(|p| p.parse::<i32>().ok());
-                    // SAFETY: kill with signal 0 only checks that the process exists.
-                    let gone = pid.is_some_and(|p| {
-                        p != std::process::id() as i32
-                            && unsafe { libc::kill(p, 0) } != 0
-                            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-                    });
+                    let gone = pid.is_some_and(super::local_process_gone);
                     if gone && fs::remove_file(f.path()).is_ok() {
                         removed += 1;
                     }

@@ -173,14 +173,7 @@ impl WorkerId {
         if host != host_name() {
             return false;
         }
-        let Ok(pid) = pid.parse::<i32>() else { return false };
-        if pid == std::process::id() as i32 {
-            // This process: alive, but its jobs from an earlier nonce are not ours.
-            return false;
-        }
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        let r = unsafe { libc::kill(pid, 0) };
-        r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+        pid.parse::<i32>().is_ok_and(super::local_process_gone)
     }
 }
 

@@ -6,8 +6,8 @@
 //! **Invariant:** nothing here ever overwrites a `case_reviews` row except `record_review`.
 
 use super::{
-    now_ms, parse_case_no, queue, repeat_candidates, sha256, take_registry_lock, Decided, RepeatLookup, Store,
-    StoreError,
+    now_ms, parse_case_no, queue, repeat_candidates, sha256, stored_decision, take_registry_lock, Decided,
+    RepeatLookup, Store, StoreError,
 };
 use serde::Serialize;
 use sqlx::Row;
@@ -300,49 +300,38 @@ impl Store {
             repeat_candidates(&mut tx, lookup.keys, lookup.per_key, Some((case.received_at, no.as_str()))).await?;
         let mut decided = run.decided.clone();
         (lookup.settle)(&mut decided, &candidates);
-        let reviewed = match sqlx::query("SELECT decision FROM case_reviews WHERE case_no = $1")
-            .bind(&no)
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            Some(r) => Some(
-                serde_json::from_str::<Decision>(&r.try_get::<String, _>("decision")?)
-                    .map_err(|e| StoreError::Corrupt(format!("review of {no}: {e}")))?,
-            ),
-            None => None,
-        };
-        let standing = match sqlx::query("SELECT decision FROM case_decisions WHERE case_no = $1")
-            .bind(&no)
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            Some(r) => Some(
-                serde_json::from_str::<Decision>(&r.try_get::<String, _>("decision")?)
-                    .map_err(|e| StoreError::Corrupt(format!("decision of {no}: {e}")))?,
-            ),
-            None => None,
-        };
+        let reviewed = stored_decision(&mut tx, "case_reviews", &no).await?;
+        let standing = stored_decision(&mut tx, "case_decisions", &no).await?;
         let versions = format!(
             "rules {}{}",
             decided.decision.rules_version,
             run.ocr_engine.as_deref().map_or(String::new(), |e| format!(", {e}"))
         );
-        let outcome = if let Some(review) = reviewed {
-            let changes = decision_changes(&review, &decided.decision);
-            insert_run(
-                &mut tx,
-                &no,
-                RunRecord {
-                    kind: run.kind,
-                    ocr_engine: run.ocr_engine.as_deref(),
-                    text: &run.text,
-                    decision: &decided.decision,
-                    applied: false,
-                    differs: !changes.is_empty(),
-                },
-                now,
-            )
-            .await?;
+        // The standing decision the run is compared with: the reviewer's when there is one.
+        let applied = reviewed.is_none();
+        let changes =
+            reviewed.as_ref().or(standing.as_ref()).map(|d| decision_changes(d, &decided.decision)).unwrap_or_default();
+        if applied {
+            self.replace_results(&mut tx, case, run, &decided, now).await?;
+        }
+        let record = RunRecord {
+            kind: run.kind,
+            ocr_engine: run.ocr_engine.as_deref(),
+            text: &run.text,
+            decision: &decided.decision,
+            applied,
+            differs: !changes.is_empty(),
+        };
+        insert_run(&mut tx, &no, record, now).await?;
+        let outcome = if applied {
+            let detail = if changes.is_empty() {
+                format!("re-run ({versions}): decision unchanged")
+            } else {
+                format!("re-run ({versions}): {}", changes.join("; "))
+            };
+            insert_event(&mut tx, &no, "reprocess", "rerun", &detail, now).await?;
+            RunOutcome::Applied { changes }
+        } else {
             if !changes.is_empty() {
                 sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
                     .bind(now)
@@ -356,30 +345,6 @@ impl Store {
                 insert_event(&mut tx, &no, "reprocess", "rerun_differs", &detail, now).await?;
             }
             RunOutcome::Suggested { changes }
-        } else {
-            let changes = standing.as_ref().map(|s| decision_changes(s, &decided.decision)).unwrap_or_default();
-            self.replace_results(&mut tx, case, run, &decided, now).await?;
-            insert_run(
-                &mut tx,
-                &no,
-                RunRecord {
-                    kind: run.kind,
-                    ocr_engine: run.ocr_engine.as_deref(),
-                    text: &run.text,
-                    decision: &decided.decision,
-                    applied: true,
-                    differs: !changes.is_empty(),
-                },
-                now,
-            )
-            .await?;
-            let detail = if changes.is_empty() {
-                format!("re-run ({versions}): decision unchanged")
-            } else {
-                format!("re-run ({versions}): {}", changes.join("; "))
-            };
-            insert_event(&mut tx, &no, "reprocess", "rerun", &detail, now).await?;
-            RunOutcome::Applied { changes }
         };
         if let Some(job) = job_id {
             queue::mark_done(&mut tx, job, &no).await?;
