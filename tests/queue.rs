@@ -4,7 +4,7 @@
 
 use crate::support::with_each_store;
 use std::sync::Arc;
-use xinfang::stages::catalogue::Catalogue;
+use xinfang::stages::catalogue::{CandidateLimits, Catalogue};
 use xinfang::stages::repeat::Candidate;
 use xinfang::store::{
     sha256, Decided, JobKind, JobState, NewCase, NewJob, Registration, RepeatLookup, RunOutcome, RunResult, Store,
@@ -97,12 +97,22 @@ fn decided_case(u: &Understander, text: &str, at: i64) -> (NewCase, Vec<String>)
 }
 
 async fn register(store: &Store, u: &Arc<Understander>, case: &NewCase, keys: &[String]) -> (String, Decided) {
+    register_with(store, u, case, keys, CandidateLimits { per_key: 200, total: 100 }).await
+}
+
+async fn register_with(
+    store: &Store,
+    u: &Arc<Understander>,
+    case: &NewCase,
+    keys: &[String],
+    limits: CandidateLimits,
+) -> (String, Decided) {
     let u2 = Arc::clone(u);
     let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
     let settle = move |d: &mut Decided, c: &[Candidate]| {
         u2.settle_decision(&mut d.decision, &d.fingerprint, c, day);
     };
-    let lookup = RepeatLookup { keys, per_key: 200, settle: &settle };
+    let lookup = RepeatLookup { keys, limits, settle: &settle };
     let (r, d) = store.register_letter(case, Some(lookup), None).await.expect("register");
     let Registration::Registered(no) = r else { panic!("new letter") };
     (no.to_string(), d.expect("decided"))
@@ -144,6 +154,41 @@ async fn two_workers_registering_related_letters_see_each_other() {
 
 /// A re-run applies when no reviewer decided; after a reviewer's decision it is recorded
 /// beside it, flagged when it differs, and the reviewer's decision stands.
+/// Dozens of later letters written from the same template about other officials share the
+/// repeat's MinHash bands; the lookup compares only a few letters, yet the earlier letter
+/// about the same official is among them and the repeat is found.
+async fn template_flood(store: Store) {
+    let u = understander();
+    let now = chrono::Utc::now().timestamp_millis();
+    let letter = |village: &str, name: &str| {
+        format!(
+            "县纪委：\n我举报石桥镇{village}党支部书记{name}把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n"
+        )
+    };
+    let (first, keys) = decided_case(&u, &letter("柳河村", "赵德明"), now);
+    let (original, _) = register(&store, &u, &first, &keys).await;
+    let names = ["钱国华", "孙志勇", "李春生", "周海涛", "吴长根", "郑玉兰", "王福贵", "冯建国"];
+    for (i, name) in names.iter().cycle().take(40).enumerate() {
+        let (case, keys) = decided_case(&u, &letter(&format!("第{i}村"), name), now + 1 + i as i64);
+        register(&store, &u, &case, &keys).await;
+    }
+    let again =
+        "县纪委：\n再次反映石桥镇柳河村党支部书记赵德明把弟媳评成低保户每月领580元、侵占集体土地补偿款的问题。\n";
+    let (case, keys) = decided_case(&u, again, now + 100);
+    let limits = CandidateLimits { per_key: 200, total: 3 };
+    let candidates = store.repeat_candidates(&keys, limits).await.expect("lookup");
+    assert!(candidates.len() <= 3, "compares at most max_candidates: {}", candidates.len());
+    assert!(candidates.iter().any(|c| c.case_no == original), "the letter sharing the name is kept");
+    let (_, decided) = register_with(&store, &u, &case, &keys, limits).await;
+    assert_eq!(decided.decision.repeat_of.as_deref(), Some(original.as_str()));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_template_letters_does_not_hide_a_repeat() {
+    with_each_store(|store, _| template_flood(store)).await;
+}
+
 async fn reruns_respect_reviewers(store: Store) {
     let u = understander();
     let text = "县纪委：\n我举报石桥镇柳河村党支部书记赵德明把弟媳评成低保户，每月领580元。\n";
@@ -164,7 +209,7 @@ async fn reruns_respect_reviewers(store: Store) {
         decided: changed.clone(),
         pages_need_review: false,
     };
-    let lookup = || RepeatLookup { keys: &keys, per_key: 200, settle: &settle };
+    let lookup = || RepeatLookup { keys: &keys, limits: CandidateLimits { per_key: 200, total: 100 }, settle: &settle };
     let applied = store.apply_run(&target, &run, lookup(), None).await.expect("apply");
     assert!(matches!(&applied, RunOutcome::Applied { changes } if changes.iter().any(|c| c.starts_with("class"))));
     assert_eq!(store.decision(&no).await.expect("decision").expect("some").class, changed.decision.class);

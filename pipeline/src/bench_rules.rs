@@ -159,7 +159,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
             store.count().await?
         );
     }
-    let per_key = u.repeat_rules().rules().max_candidates_per_key;
+    let limits = u.repeat_rules().rules().limits();
     let today = chrono::Local::now().date_naive();
     let mut lookups = Vec::with_capacity(letters);
     let (mut t_rules, mut t_lookup, mut t_judge) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -170,7 +170,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
         let t0 = Instant::now();
         let mut understanding = u.understand(text, today);
         let t1 = Instant::now();
-        let candidates = store.repeat_candidates(&understanding.lookup_keys, per_key).await?;
+        let candidates = store.repeat_candidates(&understanding.lookup_keys, limits).await?;
         let t2 = Instant::now();
         u.settle(&mut understanding, &candidates, today);
         let t3 = Instant::now();

@@ -906,10 +906,10 @@ impl Intake {
         let settle = move |d: &mut Decided, candidates: &[crate::stages::repeat::Candidate]| {
             understander.settle_decision(&mut d.decision, &d.fingerprint, candidates, received);
         };
-        let per_key = self.understander.repeat_rules().rules().max_candidates_per_key;
+        let limits = self.understander.repeat_rules().rules().limits();
         let lookup_keys = understanding.lookup_keys;
         let (registration, decided) = patiently(&self.cfg.queue, "registering a letter", || async {
-            let lookup = RepeatLookup { keys: &lookup_keys, per_key, settle: &settle };
+            let lookup = RepeatLookup { keys: &lookup_keys, limits, settle: &settle };
             Ok(self.store.register_letter(&new, Some(lookup), Some(job)).await?)
         })
         .await?;

@@ -169,9 +169,9 @@ impl Intake {
         let settle = move |d: &mut Decided, candidates: &[Candidate]| {
             understander.settle_decision(&mut d.decision, &d.fingerprint, candidates, received);
         };
-        let per_key = self.understander().repeat_rules().rules().max_candidates_per_key;
+        let limits = self.understander().repeat_rules().rules().limits();
         let outcome = patiently(&self.config().queue, "storing a re-run", || async {
-            let lookup = RepeatLookup { keys: &p.lookup_keys, per_key, settle: &settle };
+            let lookup = RepeatLookup { keys: &p.lookup_keys, limits, settle: &settle };
             Ok(self.store().apply_run(&p.case, &p.run, lookup, Some(&job.job_id)).await?)
         })
         .await?;

@@ -177,8 +177,30 @@ pub struct RepeatRules {
     pub same_matter: f32,
     pub new_facts_min: usize,
     pub max_candidates_per_key: u32,
+    /// Fingerprints compared per letter at most: the candidates sharing the most (and the
+    /// most telling) keys.
+    #[serde(default = "default_max_candidates")]
+    pub max_candidates: u32,
     pub minhash_bands: usize,
     pub minhash_rows: usize,
+}
+
+fn default_max_candidates() -> u32 {
+    100
+}
+
+impl RepeatRules {
+    /// How many earlier letters a repeat lookup reads.
+    pub fn limits(&self) -> CandidateLimits {
+        CandidateLimits { per_key: self.max_candidates_per_key, total: self.max_candidates }
+    }
+}
+
+/// Bounds of a repeat lookup: index entries read per key, fingerprints compared in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CandidateLimits {
+    pub per_key: u32,
+    pub total: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,6 +343,9 @@ impl Catalogue {
         let rep = &r.repeat;
         if rep.minhash_bands == 0 || rep.minhash_rows == 0 || rep.minhash_bands * rep.minhash_rows > 256 {
             p.push("rules.toml: repeat.minhash_bands x minhash_rows must be 1-256".into());
+        }
+        if rep.max_candidates_per_key == 0 || rep.max_candidates == 0 {
+            p.push("rules.toml: repeat.max_candidates_per_key and repeat.max_candidates must be at least 1".into());
         }
         if !(0.0..=1.0).contains(&rep.same_matter) {
             p.push("rules.toml: repeat.same_matter must be 0-1".into());

@@ -239,6 +239,17 @@ impl RepeatRulesCompiled {
         keys.into_iter().collect()
     }
 
+    /// How much sharing `key` says two letters are about the same matter, to rank candidates
+    /// when there are more than a lookup compares: a full name most, a name part with a unit
+    /// or post next, a MinHash band or a bare post or surname least.
+    pub fn key_weight(key: &str) -> u32 {
+        match key.as_bytes().first() {
+            Some(b'n') => 8,
+            _ if key.starts_with("su") || key.starts_with("up") || key.starts_with("sp") => 4,
+            _ => 1,
+        }
+    }
+
     /// Compares a letter with earlier candidates (oldest first) and decides.
     pub fn judge(&self, fp: &Fingerprint, candidates: &[Candidate]) -> RepeatVerdict {
         let mut best: Option<(f32, &Candidate)> = None;
@@ -402,6 +413,7 @@ mod tests {
             same_matter: 0.3,
             new_facts_min: 2,
             max_candidates_per_key: 100,
+            max_candidates: 100,
             minhash_bands: 16,
             minhash_rows: 4,
         };

@@ -13,7 +13,8 @@ pub use originals::{move_aside, sha256, write_reason_beside, FileStore, FileStor
 pub use queue::{Job, JobKind, JobState, LetterPayload, NewJob, QueueCounts, QueuedOriginal, RerunPayload, WorkerId};
 pub use runs::{decision_changes, CaseForRerun, CaseSelection, Review, RunOutcome, RunResult};
 
-use crate::stages::repeat::{Candidate, Fingerprint};
+use crate::stages::catalogue::CandidateLimits;
+use crate::stages::repeat::{Candidate, Fingerprint, RepeatRulesCompiled};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -119,7 +120,7 @@ pub struct NewCase {
 /// decision with what it finds, inside the registration's transaction.
 pub struct RepeatLookup<'a> {
     pub keys: &'a [String],
-    pub per_key: u32,
+    pub limits: CandidateLimits,
     pub settle: &'a (dyn Fn(&mut Decided, &[Candidate]) + Sync),
 }
 
@@ -281,7 +282,7 @@ impl Store {
         }
         let mut decided = new.decided.clone();
         if let (Some(d), Some(l)) = (decided.as_mut(), lookup) {
-            let candidates = repeat_candidates(&mut tx, l.keys, l.per_key, None).await?;
+            let candidates = repeat_candidates(&mut tx, l.keys, l.limits, None).await?;
             (l.settle)(d, &candidates);
         }
         let now = now_ms();
@@ -457,9 +458,13 @@ impl Store {
     }
 
     /// Earlier letters sharing any of `keys`, oldest first (see `repeat_candidates`).
-    pub async fn repeat_candidates(&self, keys: &[String], per_key: u32) -> Result<Vec<Candidate>, StoreError> {
+    pub async fn repeat_candidates(
+        &self,
+        keys: &[String],
+        limits: CandidateLimits,
+    ) -> Result<Vec<Candidate>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        repeat_candidates(&mut conn, keys, per_key, None).await
+        repeat_candidates(&mut conn, keys, limits, None).await
     }
 
     /// The decision stored for a case, if the rules decided it.
@@ -624,58 +629,56 @@ async fn insert_keys(conn: &mut sqlx::AnyConnection, no: &str, keys: &[String], 
     Ok(())
 }
 
-/// Earlier letters sharing any of `keys`, oldest first. Selective keys (names, units,
-/// MinHash bands) are read in one query; broad ones (a post or a surname alone, prefixes
-/// `po`/`sn`) bring at most the `per_key` most recent letters each, so that a very common
-/// key cannot make the lookup slow.
+/// Earlier letters sharing any of `keys`, oldest first. Each key brings at most its
+/// `limits.per_key` most recent letters (one statement, an index range per key); of those,
+/// the `limits.total` letters with the most weight of shared keys (`key_weight`) are
+/// compared. So a lookup reads a bounded number of index entries and fingerprints however
+/// large the store and however common a key (a template's MinHash bands, a common post).
 /// `before`, when given, keeps only letters received before that time and not the case
 /// itself (a re-run compares a case with the letters that came before it).
 async fn repeat_candidates(
     conn: &mut sqlx::AnyConnection,
     keys: &[String],
-    per_key: u32,
+    limits: CandidateLimits,
     before: Option<(i64, &str)>,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let (broad, selective): (Vec<&String>, Vec<&String>) =
-        keys.iter().partition(|k| k.starts_with("po") || k.starts_with("sn"));
-    // First the matching cases from the key index alone, then their fingerprints by primary
-    // key: a join lets PostgreSQL's planner pick a scan of all fingerprints when its
-    // statistics are stale, which makes every lookup cost as much as the store is large.
-    let mut found = std::collections::BTreeMap::<String, i64>::new();
-    let mut take = |rows: Vec<AnyRow>| -> Result<(), StoreError> {
-        for row in rows {
-            let case_no: String = row.try_get("case_no")?;
-            if before.is_some_and(|(_, this)| case_no == this) {
-                continue;
-            }
-            let at: i64 = row.try_get("at")?;
-            found.entry(case_no).or_insert(at);
-        }
-        Ok(())
-    };
+    let keys: std::collections::BTreeSet<&String> = keys.iter().collect();
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
     let below = before.map_or(i64::MAX, |(t, _)| t);
-    if !selective.is_empty() {
-        let marks: Vec<String> = (1..=selective.len()).map(|i| format!("${i}")).collect();
-        let n = selective.len();
-        let sql = format!(
-            "SELECT case_no, at FROM repeat_keys WHERE key IN ({}) AND at < ${} ORDER BY at DESC LIMIT ${}",
-            marks.join(", "),
-            n + 1,
-            n + 2
-        );
-        let mut q = sqlx::query(&sql);
-        for k in &selective {
-            q = q.bind(k.as_str());
-        }
-        take(q.bind(below).bind(i64::from(per_key) * 4).fetch_all(&mut *conn).await?)?;
+    // Each key's most recent letters through the (key, at) index, weighed by the key and
+    // summed per letter in the database: one round trip, and only the letters compared come
+    // back (SQLite hands every row across a thread, so rows cost more than index reads).
+    let parts: Vec<String> = (0..keys.len())
+        .map(|i| {
+            format!(
+                "SELECT case_no, at, CAST(${w} AS INTEGER) AS w FROM (SELECT case_no, at FROM repeat_keys \
+                 WHERE key = ${k} AND at < $1 ORDER BY at DESC LIMIT $2) AS k{i}",
+                k = 2 * i + 5,
+                w = 2 * i + 6
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT case_no, SUM(w) AS weight, MAX(at) AS at FROM ({}) AS shared WHERE case_no <> $3 \
+         GROUP BY case_no ORDER BY weight DESC, at DESC, case_no LIMIT $4",
+        parts.join(" UNION ALL ")
+    );
+    let this = before.map_or("", |(_, c)| c);
+    let mut q = sqlx::query(&sql).bind(below).bind(i64::from(limits.per_key)).bind(this).bind(i64::from(limits.total));
+    for k in &keys {
+        q = q.bind(k.as_str()).bind(i64::from(RepeatRulesCompiled::key_weight(k)));
     }
-    for key in broad {
-        let sql = "SELECT case_no, at FROM repeat_keys WHERE key = $1 AND at < $2 ORDER BY at DESC LIMIT $3";
-        take(sqlx::query(sql).bind(key.as_str()).bind(below).bind(i64::from(per_key)).fetch_all(&mut *conn).await?)?;
+    let mut ranked = Vec::new();
+    for row in q.fetch_all(&mut *conn).await? {
+        let case_no: String = row.try_get("case_no")?;
+        let at: i64 = row.try_get("at")?;
+        ranked.push((case_no, at));
     }
-    let mut out = Vec::with_capacity(found.len());
-    let wanted: Vec<(&String, &i64)> = found.iter().collect();
-    for chunk in wanted.chunks(400) {
+    let at_of: std::collections::HashMap<&str, i64> = ranked.iter().map(|(c, at)| (c.as_str(), *at)).collect();
+    let mut out = Vec::with_capacity(ranked.len());
+    for chunk in ranked.chunks(400) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT case_no, root_case, fingerprint FROM case_fingerprints WHERE case_no IN ({})",
@@ -689,7 +692,7 @@ async fn repeat_candidates(
             let case_no: String = row.try_get("case_no")?;
             let fingerprint: Fingerprint = serde_json::from_str(&row.try_get::<String, _>("fingerprint")?)
                 .map_err(|e| StoreError::Corrupt(format!("fingerprint of {case_no}: {e}")))?;
-            let at = found.get(&case_no).copied().unwrap_or_default();
+            let at = at_of.get(case_no.as_str()).copied().unwrap_or_default();
             out.push((at, Candidate { case_no, root: row.try_get("root_case")?, fingerprint }));
         }
     }

@@ -297,7 +297,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
         let candidates =
-            repeat_candidates(&mut tx, lookup.keys, lookup.per_key, Some((case.received_at, no.as_str()))).await?;
+            repeat_candidates(&mut tx, lookup.keys, lookup.limits, Some((case.received_at, no.as_str()))).await?;
         let mut decided = run.decided.clone();
         (lookup.settle)(&mut decided, &candidates);
         let reviewed = stored_decision(&mut tx, "case_reviews", &no).await?;
