@@ -164,6 +164,18 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
     let mut current_block: Option<u32> = None;
     let mut line_text = String::new();
     let flush = |out: &mut RawOcr, line_text: &mut String| {
+        // 避尾: an opening mark never ends a line of Chinese text; there it is a speck.
+        let kept = line_text.trim_end().trim_end_matches(|c| OPENING.contains(&c)).len();
+        if kept < line_text.len() && !line_text[..kept].trim().is_empty() {
+            line_text.truncate(kept);
+            if let Some(last) = out.words.last_mut() {
+                let cut = last.text.trim_end_matches(|c| OPENING.contains(&c)).len();
+                last.text.truncate(cut);
+                if last.text.is_empty() {
+                    out.words.pop();
+                }
+            }
+        }
         if !line_text.trim().is_empty() {
             out.text.push_str(line_text.trim());
             out.text.push('\n');
@@ -203,6 +215,11 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
                 if conf < drop_junk_below && is_junk(text) {
                     continue;
                 }
+                // 避头: a closing mark never begins a line of Chinese text; there it is a speck.
+                let text = if line_text.is_empty() { text.trim_start_matches(|c| CLOSING.contains(&c)) } else { text };
+                if text.is_empty() {
+                    continue;
+                }
                 if !line_text.is_empty() {
                     line_text.push(' ');
                 }
@@ -220,6 +237,11 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
     flush(&mut out, &mut line_text);
     out
 }
+
+/// Marks that Chinese typesetting never puts at the start of a line (避头点).
+const CLOSING: &[char] = &['，', '。', '、', '：', '；', '！', '？', '”', '’', '）', '》', '」', '』', '】', '〕'];
+/// Marks never put at the end of a line (避尾点).
+const OPENING: &[char] = &['“', '‘', '（', '《', '「', '『', '【', '〔'];
 
 /// A word made only of punctuation and symbols.
 fn is_junk(word: &str) -> bool {
@@ -254,6 +276,9 @@ impl PageSettings {
 /// the language model, this program's version and a digest of the OCR settings that change
 /// what is read (preprocessing, thresholds, tesseract variables).
 pub fn engine_version(cfg: &OcrConfig) -> String {
+    // Bumped whenever the code changes what a page reads as, so `reprocess --ocr` sees the
+    // earlier runs as another engine: 2 = marks that cannot begin or end a line dropped.
+    const READING_REVISION: u32 = 2;
     let tess = tesseract::plumbing::version().to_string_lossy().into_owned();
     let settings = format!(
         "{}|{}|{}|{}|{}|{}|{}|{:?}",
@@ -268,7 +293,7 @@ pub fn engine_version(cfg: &OcrConfig) -> String {
     );
     let digest = crate::store::sha256(settings.as_bytes());
     format!(
-        "tesseract {tess} {} / xinfang {} / settings {}",
+        "tesseract {tess} {} / xinfang {} r{READING_REVISION} / settings {}",
         cfg.language,
         env!("CARGO_PKG_VERSION"),
         &digest.as_str()[..8]
@@ -480,5 +505,21 @@ mod tests {
         assert_eq!(raw.words[2].line, 1);
         assert!((raw.words[0].conf - 0.915).abs() < 1e-6);
         assert_eq!(raw.words[1].bbox, BoundingBox { x: 330, y: 300, w: 200, h: 60 });
+    }
+
+    #[test]
+    fn specks_read_as_marks_that_cannot_begin_or_end_a_line_are_dropped() {
+        let tsv = "4\t1\t1\t1\t1\t0\t200\t300\t800\t60\t-1\t\n\
+5\t1\t1\t1\t1\t1\t190\t300\t10\t60\t93.0\t”\n\
+5\t1\t1\t1\t1\t2\t200\t300\t300\t60\t90.0\t人每月收费800元。\n\
+5\t1\t1\t1\t1\t3\t500\t300\t300\t60\t90.0\t他说“\n\
+4\t1\t1\t1\t2\t0\t200\t400\t800\t60\t-1\t\n\
+5\t1\t1\t1\t2\t1\t200\t400\t300\t60\t90.0\t”孩子们说“成绩跟不上”，\n";
+        let raw = parse_tsv(tsv, 0.5);
+        // A closing mark opening a line and an opening mark ending one are specks; marks
+        // inside a line, and a closing mark ending one, stay.
+        assert_eq!(raw.text, "人每月收费800元。 他说\n孩子们说“成绩跟不上”，\n");
+        let words: Vec<&str> = raw.words.iter().map(|w| w.text.as_str()).collect();
+        assert_eq!(words, ["人每月收费800元。", "他说", "孩子们说“成绩跟不上”，"]);
     }
 }
