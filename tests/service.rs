@@ -7,6 +7,7 @@ use sqlx::Row;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use xinfang::store::files_below;
 
 /// A small deterministic sequence of pauses (no randomness crate, same run every time).
 fn pauses(n: usize, seed: u64, min_ms: u64, max_ms: u64) -> Vec<Duration> {
@@ -39,21 +40,6 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
         assert!(start.elapsed() < limit, "timed out waiting until {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_below(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// What the store holds, checked for the invariants of a crash: every letter once, no

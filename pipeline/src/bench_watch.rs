@@ -4,7 +4,7 @@
 //! file, with nothing left in the folder or the queue.
 
 use crate::config::Config;
-use crate::store::{sha256, JobKind, Store, StoreError};
+use crate::store::{files_below, sha256, JobKind, Store, StoreError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -84,21 +84,6 @@ fn visible(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|rd| rd.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
         .unwrap_or(0)
-}
-
-fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(files_below(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 /// Drops `files` letters (a fresh SQLite store) (one in fifty unreadable) into a watched folder at `rate` files/s

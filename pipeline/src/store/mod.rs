@@ -9,7 +9,7 @@ mod originals;
 mod queue;
 mod runs;
 
-pub use originals::{move_aside, sha256, write_reason_beside, FileStore, FileStoreError};
+pub use originals::{files_below, move_aside, sha256, write_reason_beside, FileStore, FileStoreError};
 pub use queue::{Job, JobKind, JobState, LetterPayload, NewJob, QueueCounts, QueuedOriginal, RerunPayload, WorkerId};
 pub use runs::{decision_changes, CaseForRerun, CaseSelection, Review, RunOutcome, RunResult};
 

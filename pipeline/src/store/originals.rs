@@ -276,6 +276,23 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// Every file below `dir`, in its sub-folders too (folders that cannot be read are skipped):
+/// what the archive, quarantine and originals folders hold, for checks and benchmarks.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_below(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
