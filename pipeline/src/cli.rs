@@ -213,9 +213,13 @@ enum BenchCommand {
         /// Skip the tesseract CLI baseline
         #[arg(long)]
         no_cli: bool,
-        /// Times the two-worker pass reads the page set (less idle tail at the end)
+        /// Times the two-worker pass reads the page set (less idle tail at the end);
+        /// 0 skips the throughput passes (quality and CPU per page only)
         #[arg(long, default_value_t = 2)]
         rounds: usize,
+        /// Write the pipeline's text of each page to DIR/<page>.txt (to compare with the truth)
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -752,8 +756,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let ok = crate::bench_watch::watch(path.as_deref(), &cfg, files, restarts, rate).await?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
         }
-        Command::Bench { what: BenchCommand::Ocr { truth, no_cli, rounds, paths } } => {
-            crate::bench::ocr(&cfg, &paths, &truth, !no_cli, rounds).await?;
+        Command::Bench { what: BenchCommand::Ocr { truth, no_cli, rounds, out, paths } } => {
+            let opts = crate::bench::OcrBenchOptions { with_cli: !no_cli, rounds, out };
+            crate::bench::ocr(&cfg, &paths, &truth, &opts).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

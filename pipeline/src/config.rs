@@ -169,6 +169,10 @@ pub struct OcrConfig {
     pub orientation_retry_below: f32,
     /// Words of punctuation and symbols only, read below this confidence, are dropped.
     pub drop_junk_below: f32,
+    /// Lines holding a Han character read below this confidence are read again on their own
+    /// (single-line mode), keeping the clearly more confident reading; 0 = never.
+    #[serde(default)]
+    pub reread_below: f32,
     /// Tesseract variables set on every engine (name → value), e.g. the page segmentation
     /// mode or thresholding method; unknown names are reported when the engines start.
     #[serde(default)]
@@ -250,6 +254,7 @@ impl Config {
             ("ocr.low_confidence", o.low_confidence),
             ("ocr.orientation_retry_below", o.orientation_retry_below),
             ("ocr.drop_junk_below", o.drop_junk_below),
+            ("ocr.reread_below", o.reread_below),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!("{name} must be between 0 and 1, got {v}"));

@@ -54,6 +54,7 @@ impl OcrError {
 pub struct Engine {
     api: *mut sys::TessBaseAPI,
     drop_junk_below: f32,
+    reread_below: f32,
 }
 
 // SAFETY: a TessBaseAPI may be used from any thread as long as only one thread uses it at a
@@ -67,6 +68,64 @@ pub struct RawOcr {
     pub confidence: f32,
     pub words: Vec<WordBox>,
     pub lines: Vec<LineBox>,
+    /// Per line: its text, and whether it begins a new block (`text` is built from these).
+    line_texts: Vec<String>,
+    new_block: Vec<bool>,
+}
+
+impl RawOcr {
+    /// Builds `text` from the lines: one output line per text line, a blank line between blocks.
+    fn rebuild_text(&mut self) {
+        let mut text = String::new();
+        let mut pending_break = false;
+        for (line, &new_block) in self.line_texts.iter().zip(&self.new_block) {
+            pending_break |= new_block;
+            if line.is_empty() {
+                continue;
+            }
+            if pending_break && !text.is_empty() {
+                text.push('\n');
+            }
+            pending_break = false;
+            text.push_str(line);
+            text.push('\n');
+        }
+        self.text = text;
+    }
+
+    /// The lines holding a Han character read below `below`.
+    fn doubtful_lines(&self, below: f32) -> Vec<usize> {
+        let mut lines: Vec<usize> = self
+            .words
+            .iter()
+            .filter(|w| w.conf < below && w.text.chars().any(super::normalize::is_han))
+            .map(|w| w.line as usize)
+            .collect();
+        lines.dedup();
+        lines
+    }
+
+    /// Mean confidence of a line's words, weighted by their characters.
+    fn line_confidence(words: &[WordBox]) -> f32 {
+        let (sum, n) = words.iter().fold((0.0f32, 0usize), |(s, n), w| {
+            let c = w.text.chars().count();
+            (s + w.conf * c as f32, n + c)
+        });
+        if n == 0 {
+            0.0
+        } else {
+            sum / n as f32
+        }
+    }
+
+    /// Replaces line `line`'s words by `alt`'s (a second reading of that line alone).
+    fn replace_line(&mut self, line: usize, alt: RawOcr) {
+        let start = self.words.iter().position(|w| w.line as usize >= line).unwrap_or(self.words.len());
+        let end = start + self.words[start..].iter().take_while(|w| w.line as usize == line).count();
+        let words: Vec<WordBox> = alt.words.into_iter().map(|w| WordBox { line: line as u32, ..w }).collect();
+        self.line_texts[line] = alt.line_texts.iter().filter(|t| !t.is_empty()).cloned().collect::<Vec<_>>().join(" ");
+        self.words.splice(start..end, words);
+    }
 }
 
 impl Engine {
@@ -85,7 +144,7 @@ impl Engine {
             if api.is_null() {
                 return Err(init_err());
             }
-            let engine = Engine { api, drop_junk_below: cfg.drop_junk_below };
+            let engine = Engine { api, drop_junk_below: cfg.drop_junk_below, reread_below: cfg.reread_below };
             let dp = datapath.as_ref().map_or(std::ptr::null(), |d| d.as_ptr());
             if sys::TessBaseAPIInit3(api, dp, lang.as_ptr()) != 0 {
                 return Err(init_err());
@@ -135,10 +194,76 @@ impl Engine {
                 sys::TessDeleteText(tsv_ptr);
             }
             let conf = sys::TessBaseAPIMeanTextConf(self.api);
-            sys::TessBaseAPIClear(self.api);
             let mut raw = parse_tsv(&tsv, self.drop_junk_below);
             raw.confidence = (conf.clamp(0, 100) as f32) / 100.0;
+            self.reread_doubtful_lines(&mut raw, (w, h), deadline.saturating_sub(started.elapsed()));
+            sys::TessBaseAPIClear(self.api);
             Ok(raw)
+        }
+    }
+
+    /// Reads each doubtful line of the page just recognised again on its own, in single-line
+    /// mode, and keeps the second reading when it is clearly more confident (by
+    /// `REREAD_MARGIN`). On its own rectangle the line is binarised with a threshold of its
+    /// own rather than the page's, and no specks or neighbouring lines are joined to it; the
+    /// model then often reads the characters it doubted (measured on the samples: CER 1.56 %
+    /// -> 1.38 %, worst page 4.19 % -> 2.81 %). Only lines holding a Han character below
+    /// `reread_below` are read again, within what is left of the page's deadline.
+    ///
+    /// SAFETY: call only while the page's image is still set on the engine (after
+    /// `Recognize`, before `Clear`).
+    unsafe fn reread_doubtful_lines(&mut self, raw: &mut RawOcr, (w, h): (u32, u32), mut left: Duration) {
+        /// How much more confident the second reading must be to replace the first: a
+        /// reading barely more confident is as often worse (measured: margin 0 gave 1.42 %).
+        const REREAD_MARGIN: f32 = 0.05;
+        if self.reread_below <= 0.0 {
+            return;
+        }
+        let lines = raw.doubtful_lines(self.reread_below);
+        if lines.is_empty() {
+            return;
+        }
+        let saved_psm = sys::TessBaseAPIGetPageSegMode(self.api);
+        sys::TessBaseAPISetPageSegMode(self.api, sys::TessPageSegMode_PSM_SINGLE_LINE);
+        let mut replaced = false;
+        for line in lines {
+            let started = std::time::Instant::now();
+            if left.is_zero() {
+                break;
+            }
+            let b = raw.lines[line].bbox;
+            // The line with a margin of half its height around it, inside the page.
+            let pad = b.h / 2;
+            let (x0, y0) = (b.x.saturating_sub(pad), b.y.saturating_sub(pad));
+            let (x1, y1) = ((b.x + b.w + pad).min(w), (b.y + b.h + pad).min(h));
+            if x1 <= x0 || y1 <= y0 {
+                continue;
+            }
+            sys::TessBaseAPISetRectangle(self.api, x0 as i32, y0 as i32, (x1 - x0) as i32, (y1 - y0) as i32);
+            let monitor = sys::TessMonitorCreate();
+            sys::TessMonitorSetDeadlineMSecs(monitor, i32::try_from(left.as_millis()).unwrap_or(i32::MAX));
+            let rc = sys::TessBaseAPIRecognize(self.api, monitor);
+            sys::TessMonitorDelete(monitor);
+            left = left.saturating_sub(started.elapsed());
+            if rc != 0 {
+                continue;
+            }
+            let tsv_ptr = sys::TessBaseAPIGetTsvText(self.api, 0);
+            if tsv_ptr.is_null() {
+                continue;
+            }
+            let tsv = CStr::from_ptr(tsv_ptr).to_string_lossy().into_owned();
+            sys::TessDeleteText(tsv_ptr);
+            let alt = parse_tsv(&tsv, self.drop_junk_below);
+            let old: Vec<WordBox> = raw.words.iter().filter(|w| w.line as usize == line).cloned().collect();
+            if RawOcr::line_confidence(&alt.words) > RawOcr::line_confidence(&old) + REREAD_MARGIN {
+                raw.replace_line(line, alt);
+                replaced = true;
+            }
+        }
+        sys::TessBaseAPISetPageSegMode(self.api, saved_psm);
+        if replaced {
+            raw.rebuild_text();
         }
     }
 }
@@ -154,7 +279,7 @@ impl Drop for Engine {
 }
 
 /// Parses tesseract's TSV output into words, lines and text (one output line per text line,
-/// a blank line between blocks).
+/// a blank line between blocks), cleaning each line as it goes (see `clean_line`).
 /// Words with no Han character, digit or Latin letter (lone punctuation and symbols) read
 /// below `drop_junk_below` confidence are dropped: on scans they are specks, stroke
 /// fragments and noise that tesseract read as `。”*`.
@@ -162,26 +287,7 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
     let mut out = RawOcr::default();
     let mut current_line: Option<(u32, u32, u32)> = None;
     let mut current_block: Option<u32> = None;
-    let mut line_text = String::new();
-    let flush = |out: &mut RawOcr, line_text: &mut String| {
-        // 避尾: an opening mark never ends a line of Chinese text; there it is a speck.
-        let kept = line_text.trim_end().trim_end_matches(|c| OPENING.contains(&c)).len();
-        if kept < line_text.len() && !line_text[..kept].trim().is_empty() {
-            line_text.truncate(kept);
-            if let Some(last) = out.words.last_mut() {
-                let cut = last.text.trim_end_matches(|c| OPENING.contains(&c)).len();
-                last.text.truncate(cut);
-                if last.text.is_empty() {
-                    out.words.pop();
-                }
-            }
-        }
-        if !line_text.trim().is_empty() {
-            out.text.push_str(line_text.trim());
-            out.text.push('\n');
-        }
-        line_text.clear();
-    };
+    let mut line_words: Vec<WordBox> = Vec::new();
     for row in tsv.lines() {
         let f: Vec<&str> = row.split('\t').collect();
         if f.len() < 12 {
@@ -197,10 +303,9 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
         };
         match level {
             4 => {
-                flush(&mut out, &mut line_text);
-                if current_block.is_some_and(|b| b != block) && !out.text.is_empty() {
-                    out.text.push('\n');
-                }
+                flush_line(&mut out, &mut line_words, drop_junk_below);
+                out.new_block.push(current_block.is_some_and(|b| b != block));
+                out.line_texts.push(String::new());
                 current_block = Some(block);
                 current_line = Some((block, par, line));
                 out.lines.push(LineBox { bbox });
@@ -215,27 +320,104 @@ pub fn parse_tsv(tsv: &str, drop_junk_below: f32) -> RawOcr {
                 if conf < drop_junk_below && is_junk(text) {
                     continue;
                 }
-                // 避头: a closing mark never begins a line of Chinese text; there it is a speck.
-                let text = if line_text.is_empty() { text.trim_start_matches(|c| CLOSING.contains(&c)) } else { text };
-                if text.is_empty() {
-                    continue;
-                }
-                if !line_text.is_empty() {
-                    line_text.push(' ');
-                }
-                line_text.push_str(text);
-                out.words.push(WordBox {
-                    text: text.to_string(),
-                    conf,
-                    bbox,
-                    line: out.lines.len().saturating_sub(1) as u32,
-                });
+                let line = out.lines.len().saturating_sub(1) as u32;
+                line_words.push(WordBox { text: text.to_string(), conf, bbox, line });
             }
             _ => {}
         }
     }
-    flush(&mut out, &mut line_text);
+    flush_line(&mut out, &mut line_words, drop_junk_below);
+    out.rebuild_text();
     out
+}
+
+/// Cleans the words of one line and appends them, and the line's text, to `out`.
+fn flush_line(out: &mut RawOcr, words: &mut Vec<WordBox>, drop_junk_below: f32) {
+    clean_line(words, drop_junk_below);
+    if let Some(text) = out.line_texts.last_mut() {
+        *text = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ").trim().to_string();
+    }
+    out.words.append(words);
+}
+
+/// What scans put into a line that the letter never had, taken out of the line's words:
+/// - a doubtful lone character (below `drop_junk_below`) at either end of the line, standing
+///   apart from the rest of it by more than 1.5 times the line's height: a speck in the margin
+///   that tesseract joined to the line (Chinese text runs on without gaps; a title standing
+///   alone is a word of its own line, and a short last line has no gap before its end);
+/// - 避头尾: a closing mark at the start of the line and an opening mark at its end (Chinese
+///   typesetting never puts them there; on a scan they are specks);
+/// - brackets the model confuses: a 〈 never closed on its line is （, a 〉 never opened is ）,
+///   and a four-digit year between any brackets before 号 is a document number 〔2023〕27号.
+fn clean_line(words: &mut Vec<WordBox>, drop_junk_below: f32) {
+    // The median word height is the line's character size (a speck or a wrong box can make
+    // one word much taller).
+    let mut heights: Vec<u32> = words.iter().map(|w| w.bbox.h).collect();
+    heights.sort_unstable();
+    let height = heights.get(heights.len() / 2).copied().unwrap_or(0);
+    let stray = |w: &WordBox, gap: i64| {
+        w.conf < drop_junk_below && w.text.chars().count() == 1 && 2 * gap > 3 * i64::from(height)
+    };
+    let gap = |a: &WordBox, b: &WordBox| i64::from(b.bbox.x) - i64::from(a.bbox.x + a.bbox.w);
+    if words.len() >= 2 && stray(&words[0], gap(&words[0], &words[1])) {
+        words.remove(0);
+    }
+    let n = words.len();
+    if n >= 2 && stray(&words[n - 1], gap(&words[n - 2], &words[n - 1])) {
+        words.pop();
+    }
+    while let Some(first) = words.first_mut() {
+        first.text = first.text.trim_start_matches(|c| CLOSING.contains(&c)).to_string();
+        if !first.text.is_empty() {
+            break;
+        }
+        words.remove(0);
+    }
+    while let Some(last) = words.last_mut() {
+        last.text = last.text.trim_end_matches(|c| OPENING.contains(&c)).to_string();
+        if !last.text.is_empty() {
+            break;
+        }
+        words.pop();
+    }
+    fix_brackets(words);
+}
+
+/// The bracket confusions of `clean_line`, rewritten inside the words (one character for
+/// one, so the boxes stay right).
+fn fix_brackets(words: &mut [WordBox]) {
+    let mut chars: Vec<char> = words.iter().flat_map(|w| w.text.chars()).collect();
+    // Whether the next angle bracket in that direction is the partner of the one at `i`.
+    let closed = |chars: &[char], i: usize| chars[i + 1..].iter().find(|c| matches!(c, '〈' | '〉')) == Some(&'〉');
+    let opened = |chars: &[char], i: usize| chars[..i].iter().rev().find(|c| matches!(c, '〈' | '〉')) == Some(&'〈');
+    for i in 0..chars.len() {
+        match chars[i] {
+            '〈' if !closed(&chars, i) => chars[i] = '（',
+            '〉' if !opened(&chars, i) => chars[i] = '）',
+            _ => {}
+        }
+    }
+    // A document number: 〔2023〕27号, read as 【2023]27号, (2023)27号, [2023]27 号 ...
+    let open = |c: char| matches!(c, '〔' | '【' | '[' | '(' | '（' | '〈' | '{');
+    let close = |c: char| matches!(c, '〕' | '】' | ']' | ')' | '）' | '〉' | '}');
+    let digits = |s: &[char]| s.iter().all(|c| c.is_ascii_digit());
+    for i in 0..chars.len().saturating_sub(6) {
+        let rest = &chars[i + 6..];
+        let number = rest.iter().take_while(|c| c.is_ascii_digit()).count();
+        if open(chars[i])
+            && digits(&chars[i + 1..i + 5])
+            && close(chars[i + 5])
+            && number > 0
+            && rest.get(number) == Some(&'号')
+        {
+            chars[i] = '〔';
+            chars[i + 5] = '〕';
+        }
+    }
+    let mut it = chars.into_iter();
+    for w in words.iter_mut() {
+        w.text = it.by_ref().take(w.text.chars().count()).collect();
+    }
 }
 
 /// Marks that Chinese typesetting never puts at the start of a line (避头点).
@@ -278,10 +460,11 @@ impl PageSettings {
 pub fn engine_version(cfg: &OcrConfig) -> String {
     // Bumped whenever the code changes what a page reads as, so `reprocess --ocr` sees the
     // earlier runs as another engine: 2 = marks that cannot begin or end a line dropped.
-    const READING_REVISION: u32 = 2;
+    // 3 = doubtful lines read again on their own, stray margin specks and bracket confusions.
+    const READING_REVISION: u32 = 3;
     let tess = tesseract::plumbing::version().to_string_lossy().into_owned();
     let settings = format!(
-        "{}|{}|{}|{}|{}|{}|{}|{:?}",
+        "{}|{}|{}|{}|{}|{}|{}|{}|{:?}",
         cfg.language,
         cfg.low_confidence,
         cfg.min_skew_deg,
@@ -289,6 +472,7 @@ pub fn engine_version(cfg: &OcrConfig) -> String {
         cfg.median_filter,
         cfg.orientation_retry_below,
         cfg.drop_junk_below,
+        cfg.reread_below,
         cfg.tesseract_variables
     );
     let digest = crate::store::sha256(settings.as_bytes());
@@ -495,8 +679,8 @@ mod tests {
 5\t1\t1\t1\t1\t2\t330\t300\t200\t60\t88.0\t反映 问题\n\
 4\t1\t2\t1\t1\t0\t200\t500\t600\t60\t-1\t\n\
 5\t1\t2\t1\t1\t1\t200\t500\t300\t60\t70.0\t举报人\n\
-5\t1\t2\t1\t1\t2\t600\t500\t30\t60\t21.0\t。”\n\
-5\t1\t2\t1\t1\t3\t700\t500\t30\t60\t22.0\t8\n";
+5\t1\t2\t1\t1\t2\t505\t500\t30\t60\t21.0\t。”\n\
+5\t1\t2\t1\t1\t3\t540\t500\t30\t60\t22.0\t8\n";
         let raw = parse_tsv(tsv, 0.5);
         // The low-confidence lone punctuation is dropped; the low-confidence digit is kept.
         assert_eq!(raw.text, "关于 反映 问题\n\n举报人 8\n");
@@ -521,5 +705,61 @@ mod tests {
         assert_eq!(raw.text, "人每月收费800元。 他说\n孩子们说“成绩跟不上”，\n");
         let words: Vec<&str> = raw.words.iter().map(|w| w.text.as_str()).collect();
         assert_eq!(words, ["人每月收费800元。", "他说", "孩子们说“成绩跟不上”，"]);
+    }
+
+    #[test]
+    fn a_doubtful_lone_character_standing_apart_at_a_line_end_is_a_speck() {
+        // Characters 55 px high; a speck in the left margin 160 px before the text, read as
+        // 和 at 0.34, and one after the end of the line read as 四 at 0.06.
+        let tsv = "4\t1\t1\t1\t1\t0\t36\t640\t1500\t86\t-1\t\n\
+5\t1\t1\t1\t1\t1\t36\t644\t45\t85\t34.0\t和\n\
+5\t1\t1\t1\t1\t2\t243\t663\t60\t55\t90.0\t利\n\
+5\t1\t1\t1\t1\t3\t303\t663\t60\t55\t20.0\t请\n\
+5\t1\t1\t1\t1\t4\t363\t663\t120\t55\t90.0\t调查\n\
+5\t1\t1\t1\t1\t5\t700\t648\t60\t55\t6.0\t四\n\
+4\t1\t2\t1\t1\t0\t1100\t800\t300\t60\t-1\t\n\
+5\t1\t2\t1\t1\t1\t1100\t800\t120\t60\t37.0\t举报\n\
+5\t1\t2\t1\t1\t2\t1400\t800\t60\t60\t95.0\t人\n";
+        let raw = parse_tsv(tsv, 0.5);
+        // A doubtful character inside the line stays, and so does a word of two characters
+        // standing apart (a centred title).
+        assert_eq!(raw.text, "利 请 调查\n\n举报 人\n");
+        assert_eq!(raw.words.len(), 5);
+    }
+
+    #[test]
+    fn brackets_the_model_confuses_are_read_as_the_letter_wrote_them() {
+        let tsv = "4\t1\t1\t1\t1\t0\t200\t300\t800\t60\t-1\t\n\
+5\t1\t1\t1\t1\t1\t200\t300\t300\t60\t90.0\t陈立新〈党员）、冯大山〈村民代表\n\
+5\t1\t1\t1\t1\t2\t500\t300\t100\t60\t90.0\t【2023]\n\
+5\t1\t1\t1\t1\t3\t600\t300\t100\t60\t90.0\t27号，《〈红楼梦〉研究》\n";
+        let raw = parse_tsv(tsv, 0.5);
+        assert_eq!(raw.text, "陈立新（党员）、冯大山（村民代表 〔2023〕 27号，《〈红楼梦〉研究》\n");
+        // One character for one: the words keep their boxes.
+        assert_eq!(raw.words[1].text, "〔2023〕");
+    }
+
+    #[test]
+    fn a_second_reading_replaces_only_its_own_line() {
+        let tsv = "4\t1\t1\t1\t1\t0\t200\t300\t800\t60\t-1\t\n\
+5\t1\t1\t1\t1\t1\t200\t300\t120\t60\t95.0\t关于\n\
+4\t1\t1\t1\t2\t0\t200\t400\t800\t60\t-1\t\n\
+5\t1\t1\t1\t2\t1\t200\t400\t60\t60\t93.0\t老\n\
+5\t1\t1\t1\t2\t2\t260\t400\t60\t60\t12.0\t次\n\
+4\t1\t2\t1\t1\t0\t200\t600\t800\t60\t-1\t\n\
+5\t1\t2\t1\t1\t1\t200\t600\t120\t60\t91.0\t此致\n";
+        let mut raw = parse_tsv(tsv, 0.5);
+        assert_eq!(raw.doubtful_lines(0.5), [1]);
+        let alt = parse_tsv(
+            "4\t1\t1\t1\t1\t0\t200\t400\t800\t60\t-1\t\n\
+5\t1\t1\t1\t1\t1\t200\t400\t120\t60\t88.0\t老伴\n",
+            0.5,
+        );
+        assert!(RawOcr::line_confidence(&alt.words) > RawOcr::line_confidence(&raw.words[1..3]));
+        raw.replace_line(1, alt);
+        raw.rebuild_text();
+        assert_eq!(raw.text, "关于\n老伴\n\n此致\n");
+        let lines: Vec<(u32, &str)> = raw.words.iter().map(|w| (w.line, w.text.as_str())).collect();
+        assert_eq!(lines, [(0, "关于"), (1, "老伴"), (2, "此致")]);
     }
 }
