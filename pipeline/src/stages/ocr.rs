@@ -194,11 +194,31 @@ impl Engine {
                 sys::TessDeleteText(tsv_ptr);
             }
             let conf = sys::TessBaseAPIMeanTextConf(self.api);
+            sys::TessBaseAPIClear(self.api);
             let mut raw = parse_tsv(&tsv, self.drop_junk_below);
             raw.confidence = (conf.clamp(0, 100) as f32) / 100.0;
-            self.reread_doubtful_lines(&mut raw, (w, h), deadline.saturating_sub(started.elapsed()));
-            sys::TessBaseAPIClear(self.api);
             Ok(raw)
+        }
+    }
+
+    /// Reads the doubtful lines of `raw`, the reading of `img`, again (see
+    /// `reread_doubtful_lines`), within `deadline`. Called once a page's orientation is chosen,
+    /// so that the turns tried and rejected cost no second readings.
+    pub fn reread(&mut self, img: &GrayImage, dpi: u32, raw: &mut RawOcr, deadline: Duration) {
+        if self.reread_below <= 0.0 || raw.doubtful_lines(self.reread_below).is_empty() {
+            return;
+        }
+        let (w, h) = (img.width(), img.height());
+        let (Ok(wi), Ok(hi)) = (i32::try_from(w), i32::try_from(h)) else {
+            return;
+        };
+        // SAFETY: as in `recognize`: the buffer is w*h bytes and tesseract copies it; the
+        // image stays set for the second readings and is cleared after them.
+        unsafe {
+            sys::TessBaseAPISetImage(self.api, img.as_raw().as_ptr(), wi, hi, 1, wi);
+            sys::TessBaseAPISetSourceResolution(self.api, dpi as i32);
+            self.reread_doubtful_lines(raw, (w, h), deadline);
+            sys::TessBaseAPIClear(self.api);
         }
     }
 
@@ -210,8 +230,7 @@ impl Engine {
     /// -> 1.38 %, worst page 4.19 % -> 2.81 %). Only lines holding a Han character below
     /// `reread_below` are read again, within what is left of the page's deadline.
     ///
-    /// SAFETY: call only while the page's image is still set on the engine (after
-    /// `Recognize`, before `Clear`).
+    /// SAFETY: call only while the page's image is set on the engine.
     unsafe fn reread_doubtful_lines(&mut self, raw: &mut RawOcr, (w, h): (u32, u32), mut left: Duration) {
         /// How much more confident the second reading must be to replace the first: a
         /// reading barely more confident is as often worse (measured: margin 0 gave 1.42 %).
@@ -536,7 +555,15 @@ pub fn read_page(
                 break;
             }
         }
-        if let Some((turn, raw)) = best {
+        if let Some((turn, mut raw)) = best {
+            let turned;
+            let img = if turn == 180 {
+                turned = image::imageops::rotate180(&prepared.image);
+                &turned
+            } else {
+                &prepared.image
+            };
+            engine.reread(img, dpi, &mut raw, s.deadline.saturating_sub(started.elapsed()));
             let chars = raw.text.chars().filter(|c| !c.is_whitespace()).count() as f32;
             conf_sum += raw.confidence * chars;
             conf_weight += chars;
