@@ -13,6 +13,7 @@ use super::normalize::normalize;
 use super::preprocess::{infer_dpi, prepare, PreprocessConfig};
 use crate::config::{Limits, OcrConfig};
 use image::GrayImage;
+use std::borrow::Cow;
 use std::ffi::{CStr, CString};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -106,8 +107,8 @@ impl RawOcr {
     }
 
     /// Mean confidence of a line's words, weighted by their characters.
-    fn line_confidence(words: &[WordBox]) -> f32 {
-        let (sum, n) = words.iter().fold((0.0f32, 0usize), |(s, n), w| {
+    fn line_confidence<'a>(words: impl IntoIterator<Item = &'a WordBox>) -> f32 {
+        let (sum, n) = words.into_iter().fold((0.0f32, 0usize), |(s, n), w| {
             let c = w.text.chars().count();
             (s + w.conf * c as f32, n + c)
         });
@@ -163,36 +164,16 @@ impl Engine {
 
     /// Recognises one gray page at `dpi`, giving up after `deadline`.
     pub fn recognize(&mut self, img: &GrayImage, dpi: u32, deadline: Duration) -> Result<RawOcr, OcrError> {
-        let (w, h) = (img.width(), img.height());
-        let (Ok(wi), Ok(hi)) = (i32::try_from(w), i32::try_from(h)) else {
-            return Err(OcrError::TooLarge { width: w, height: h });
-        };
-        let ms = i32::try_from(deadline.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: the image buffer is w*h bytes and outlives recognition (tesseract copies it
-        // into its own Pix in SetImage); the monitor is deleted on every path.
+        // SAFETY: the image is set before recognition and cleared on every path.
         unsafe {
-            sys::TessBaseAPISetImage(self.api, img.as_raw().as_ptr(), wi, hi, 1, wi);
-            sys::TessBaseAPISetSourceResolution(self.api, dpi as i32);
-            let monitor = sys::TessMonitorCreate();
-            sys::TessMonitorSetDeadlineMSecs(monitor, ms);
-            let started = std::time::Instant::now();
-            let rc = sys::TessBaseAPIRecognize(self.api, monitor);
-            sys::TessMonitorDelete(monitor);
-            if rc != 0 {
-                sys::TessBaseAPIClear(self.api);
-                // The C API cannot ask the monitor why recognition stopped: the clock can.
-                return Err(if started.elapsed() >= deadline {
-                    OcrError::Deadline { secs: deadline.as_secs() }
-                } else {
-                    OcrError::Recognize
-                });
-            }
-            let tsv_ptr = sys::TessBaseAPIGetTsvText(self.api, 0);
-            let tsv =
-                if tsv_ptr.is_null() { String::new() } else { CStr::from_ptr(tsv_ptr).to_string_lossy().into_owned() };
-            if !tsv_ptr.is_null() {
-                sys::TessDeleteText(tsv_ptr);
-            }
+            self.set_image(img, dpi)?;
+            let tsv = match self.recognize_set(deadline) {
+                Ok(tsv) => tsv,
+                Err(e) => {
+                    sys::TessBaseAPIClear(self.api);
+                    return Err(e);
+                }
+            };
             let conf = sys::TessBaseAPIMeanTextConf(self.api);
             sys::TessBaseAPIClear(self.api);
             let mut raw = parse_tsv(&tsv, self.drop_junk_below);
@@ -201,40 +182,50 @@ impl Engine {
         }
     }
 
-    /// Reads the doubtful lines of `raw`, the reading of `img`, again (see
-    /// `reread_doubtful_lines`), within `deadline`. Called once a page's orientation is chosen,
-    /// so that the turns tried and rejected cost no second readings.
-    pub fn reread(&mut self, img: &GrayImage, dpi: u32, raw: &mut RawOcr, deadline: Duration) {
-        if self.reread_below <= 0.0 || raw.doubtful_lines(self.reread_below).is_empty() {
-            return;
-        }
+    /// Gives `img` to the engine (tesseract copies the buffer into its own Pix).
+    ///
+    /// SAFETY: the caller clears the engine (`TessBaseAPIClear`) once done with the image.
+    unsafe fn set_image(&mut self, img: &GrayImage, dpi: u32) -> Result<(), OcrError> {
         let (w, h) = (img.width(), img.height());
         let (Ok(wi), Ok(hi)) = (i32::try_from(w), i32::try_from(h)) else {
-            return;
+            return Err(OcrError::TooLarge { width: w, height: h });
         };
-        // SAFETY: as in `recognize`: the buffer is w*h bytes and tesseract copies it; the
-        // image stays set for the second readings and is cleared after them.
-        unsafe {
-            sys::TessBaseAPISetImage(self.api, img.as_raw().as_ptr(), wi, hi, 1, wi);
-            sys::TessBaseAPISetSourceResolution(self.api, dpi as i32);
-            self.reread_doubtful_lines(raw, (w, h), deadline);
-            sys::TessBaseAPIClear(self.api);
-        }
+        sys::TessBaseAPISetImage(self.api, img.as_raw().as_ptr(), wi, hi, 1, wi);
+        sys::TessBaseAPISetSourceResolution(self.api, dpi as i32);
+        Ok(())
     }
 
-    /// Reads each doubtful line of the page just recognised again on its own, in single-line
-    /// mode, and keeps the second reading when it is clearly more confident (by
-    /// `REREAD_MARGIN`). On its own rectangle the line is binarised with a threshold of its
-    /// own rather than the page's, and no specks or neighbouring lines are joined to it; the
-    /// model then often reads the characters it doubted (measured on the samples: CER 1.56 %
-    /// -> 1.38 %, worst page 4.19 % -> 2.81 %). Only lines holding a Han character below
-    /// `reread_below` are read again, within what is left of the page's deadline.
+    /// Recognises the image set on the engine (or its rectangle), giving up after
+    /// `deadline`, and returns tesseract's TSV.
     ///
-    /// SAFETY: call only while the page's image is set on the engine.
-    unsafe fn reread_doubtful_lines(&mut self, raw: &mut RawOcr, (w, h): (u32, u32), mut left: Duration) {
-        /// How much more confident the second reading must be to replace the first: a
-        /// reading barely more confident is as often worse (measured: margin 0 gave 1.42 %).
-        const REREAD_MARGIN: f32 = 0.05;
+    /// SAFETY: call only while an image is set on the engine.
+    unsafe fn recognize_set(&mut self, deadline: Duration) -> Result<String, OcrError> {
+        let monitor = sys::TessMonitorCreate();
+        sys::TessMonitorSetDeadlineMSecs(monitor, i32::try_from(deadline.as_millis()).unwrap_or(i32::MAX));
+        let started = std::time::Instant::now();
+        let rc = sys::TessBaseAPIRecognize(self.api, monitor);
+        sys::TessMonitorDelete(monitor);
+        if rc != 0 {
+            // The C API cannot ask the monitor why recognition stopped: the clock can.
+            return Err(if started.elapsed() >= deadline {
+                OcrError::Deadline { secs: deadline.as_secs() }
+            } else {
+                OcrError::Recognize
+            });
+        }
+        let tsv_ptr = sys::TessBaseAPIGetTsvText(self.api, 0);
+        if tsv_ptr.is_null() {
+            return Ok(String::new());
+        }
+        let tsv = CStr::from_ptr(tsv_ptr).to_string_lossy().into_owned();
+        sys::TessDeleteText(tsv_ptr);
+        Ok(tsv)
+    }
+
+    /// Reads the doubtful lines of `raw`, the reading of `img`, again (see
+    /// `reread_lines`), within `deadline`. Called once a page's orientation is chosen,
+    /// so that the turns tried and rejected cost no second readings.
+    pub fn reread(&mut self, img: &GrayImage, dpi: u32, raw: &mut RawOcr, deadline: Duration) {
         if self.reread_below <= 0.0 {
             return;
         }
@@ -242,10 +233,31 @@ impl Engine {
         if lines.is_empty() {
             return;
         }
+        // SAFETY: the image stays set for the second readings and is cleared after them.
+        unsafe {
+            if self.set_image(img, dpi).is_ok() {
+                self.reread_lines(raw, &lines, (img.width(), img.height()), deadline);
+            }
+            sys::TessBaseAPIClear(self.api);
+        }
+    }
+
+    /// Reads each of `lines` of the page again on its own, in single-line mode, and keeps the
+    /// second reading when it is clearly more confident (by `REREAD_MARGIN`). On its own
+    /// rectangle the line is binarised with a threshold of its own rather than the page's,
+    /// and no specks or neighbouring lines are joined to it; the model then often reads the
+    /// characters it doubted (measured on the samples: CER 1.56 % -> 1.38 %, worst page
+    /// 4.19 % -> 2.81 %). Stops when `left` runs out.
+    ///
+    /// SAFETY: call only while the page's image is set on the engine.
+    unsafe fn reread_lines(&mut self, raw: &mut RawOcr, lines: &[usize], (w, h): (u32, u32), mut left: Duration) {
+        /// How much more confident the second reading must be to replace the first: a
+        /// reading barely more confident is as often worse (measured: margin 0 gave 1.42 %).
+        const REREAD_MARGIN: f32 = 0.05;
         let saved_psm = sys::TessBaseAPIGetPageSegMode(self.api);
         sys::TessBaseAPISetPageSegMode(self.api, sys::TessPageSegMode_PSM_SINGLE_LINE);
         let mut replaced = false;
-        for line in lines {
+        for &line in lines {
             let started = std::time::Instant::now();
             if left.is_zero() {
                 break;
@@ -259,23 +271,14 @@ impl Engine {
                 continue;
             }
             sys::TessBaseAPISetRectangle(self.api, x0 as i32, y0 as i32, (x1 - x0) as i32, (y1 - y0) as i32);
-            let monitor = sys::TessMonitorCreate();
-            sys::TessMonitorSetDeadlineMSecs(monitor, i32::try_from(left.as_millis()).unwrap_or(i32::MAX));
-            let rc = sys::TessBaseAPIRecognize(self.api, monitor);
-            sys::TessMonitorDelete(monitor);
+            let read = self.recognize_set(left);
             left = left.saturating_sub(started.elapsed());
-            if rc != 0 {
+            let Ok(tsv) = read else {
                 continue;
-            }
-            let tsv_ptr = sys::TessBaseAPIGetTsvText(self.api, 0);
-            if tsv_ptr.is_null() {
-                continue;
-            }
-            let tsv = CStr::from_ptr(tsv_ptr).to_string_lossy().into_owned();
-            sys::TessDeleteText(tsv_ptr);
+            };
             let alt = parse_tsv(&tsv, self.drop_junk_below);
-            let old: Vec<WordBox> = raw.words.iter().filter(|w| w.line as usize == line).cloned().collect();
-            if RawOcr::line_confidence(&alt.words) > RawOcr::line_confidence(&old) + REREAD_MARGIN {
+            let old = raw.words.iter().filter(|w| w.line as usize == line);
+            if RawOcr::line_confidence(&alt.words) > RawOcr::line_confidence(old) + REREAD_MARGIN {
                 raw.replace_line(line, alt);
                 replaced = true;
             }
@@ -533,21 +536,20 @@ pub fn read_page(
             prepare_ms,
             "preprocessed"
         );
-        let mut best: Option<(u16, RawOcr)> = None;
+        // The best reading so far, with its turn and the image it was read from.
+        let mut best: Option<(u16, RawOcr, Cow<GrayImage>)> = None;
         for turn in [0u16, 180] {
-            let flipped;
             let img = if turn == 180 {
-                flipped = image::imageops::rotate180(&prepared.image);
-                &flipped
+                Cow::Owned(image::imageops::rotate180(&prepared.image))
             } else {
-                &prepared.image
+                Cow::Borrowed(&prepared.image)
             };
-            let raw = engine.recognize(img, dpi, s.deadline)?;
+            let raw = engine.recognize(&img, dpi, s.deadline)?;
             tracing::debug!(page_no, turn, confidence = raw.confidence, "recognised");
-            let better = best.as_ref().is_none_or(|(_, b)| raw.confidence > b.confidence);
+            let better = best.as_ref().is_none_or(|(_, b, _)| raw.confidence > b.confidence);
             let good_enough = raw.confidence >= s.orientation_retry_below;
             if better {
-                best = Some((turn, raw));
+                best = Some((turn, raw, img));
             }
             // A page that reads well in its first orientation is not tried in the other
             // (it would double the CPU).
@@ -555,15 +557,8 @@ pub fn read_page(
                 break;
             }
         }
-        if let Some((turn, mut raw)) = best {
-            let turned;
-            let img = if turn == 180 {
-                turned = image::imageops::rotate180(&prepared.image);
-                &turned
-            } else {
-                &prepared.image
-            };
-            engine.reread(img, dpi, &mut raw, s.deadline.saturating_sub(started.elapsed()));
+        if let Some((turn, mut raw, img)) = best {
+            engine.reread(&img, dpi, &mut raw, s.deadline.saturating_sub(started.elapsed()));
             let chars = raw.text.chars().filter(|c| !c.is_whitespace()).count() as f32;
             conf_sum += raw.confidence * chars;
             conf_weight += chars;
