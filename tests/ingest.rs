@@ -29,7 +29,7 @@ fn assert_case_cer(s: &Scratch, report: &serde_json::Value, stem: &str, pages: u
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let identity: xinfang_models::ReporterIdentity = serde_json::from_str(&stdout).unwrap_or_default();
-    let truth = xinfang::understand::redact(&truth(stem, pages), &identity);
+    let truth = xinfang::understand::replace_identity(&truth(stem, pages), &identity);
     assert_cer_against(report["text"].as_str().expect("text"), &truth, stem, bound);
 }
 

@@ -4,14 +4,15 @@
 
 use crate::support::with_each_store;
 use std::sync::Arc;
-use xinfang::stages::catalogue::{CandidateLimits, Catalogue};
-use xinfang::stages::repeat::Candidate;
+use xinfang::config::catalogue::Catalogue;
+use xinfang::config::QueueConfig;
+use xinfang::digest::sha256;
+use xinfang::intake::Registrar;
 use xinfang::store::{
-    sha256, Decided, JobKind, JobState, NewCase, NewJob, Registration, RepeatLookup, RunOutcome, RunResult, Store,
-    WorkerId,
+    fixtures, JobKind, JobState, NewCase, NewJob, Registration, RunOutcome, RunResult, Store, WorkerId,
 };
 use xinfang::understand::Understander;
-use xinfang_models::{Channel, InputFormat, PageOrigin, PageText};
+use xinfang_models::{Channel, InputFormat, PageOrigin, PageText, ReviewEdit, RunKind, Understanding};
 
 fn job(id: &str) -> NewJob {
     NewJob {
@@ -73,11 +74,17 @@ fn understander() -> Arc<Understander> {
     Arc::new(Understander::new(&Catalogue::builtin().expect("shipped rules")).expect("stages"))
 }
 
+/// The rules as shipped, but comparing at most `total` candidates per letter.
+fn understander_comparing(total: u32) -> Arc<Understander> {
+    let mut cat = Catalogue::builtin().expect("shipped rules");
+    cat.rules.repeat.max_candidates = total;
+    Arc::new(Understander::new(&cat).expect("stages"))
+}
+
 /// A letter decided by the real rules, ready to register.
-fn decided_case(u: &Understander, text: &str, at: i64) -> (NewCase, Vec<String>) {
+fn decided_case(u: &Understander, text: &str, at: i64) -> NewCase {
     let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
-    let x = u.understand(text, day);
-    let case = NewCase {
+    NewCase {
         organ: "QLX".into(),
         channel: Channel::Letter,
         letter_sha256: sha256(text.as_bytes()),
@@ -89,31 +96,16 @@ fn decided_case(u: &Understander, text: &str, at: i64) -> (NewCase, Vec<String>)
         text: text.into(),
         needs_review: false,
         received_at: at,
-        decided: Some(Decided { decision: x.decision, identity: x.identity, fingerprint: x.fingerprint, keys: x.keys }),
+        understanding: Some(u.understand(text, day)),
         ocr_engine: None,
         manual: None,
-    };
-    (case, x.lookup_keys)
+    }
 }
 
-async fn register(store: &Store, u: &Arc<Understander>, case: &NewCase, keys: &[String]) -> (String, Decided) {
-    register_with(store, u, case, keys, CandidateLimits { per_key: 200, total: 100 }).await
-}
-
-async fn register_with(
-    store: &Store,
-    u: &Arc<Understander>,
-    case: &NewCase,
-    keys: &[String],
-    limits: CandidateLimits,
-) -> (String, Decided) {
-    let u2 = Arc::clone(u);
-    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
-    let settle = move |d: &mut Decided, c: &[Candidate]| {
-        u2.settle_decision(&mut d.decision, &d.fingerprint, c, day);
-    };
-    let lookup = RepeatLookup { keys, limits, settle: &settle };
-    let (r, d) = store.register_letter(case, Some(lookup), None).await.expect("register");
+/// Registers through the intake's one registration path.
+async fn register(store: &Store, u: &Arc<Understander>, case: &NewCase) -> (String, Understanding) {
+    let registrar = Registrar::new(store.clone(), Arc::clone(u), QueueConfig::default());
+    let (r, d) = registrar.register(case, None).await.expect("register");
     let Registration::Registered(no) = r else { panic!("new letter") };
     (no.to_string(), d.expect("decided"))
 }
@@ -130,9 +122,8 @@ async fn concurrent_repeats(url: String) {
             "县纪委：\n我举报石桥镇{village}党支部书记赵德明把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n"
         );
         let b = format!("县纪委：\n再次反映石桥镇{village}党支部书记赵德明把弟媳评成低保户每月领580元、侵占集体土地补偿款的问题。\n");
-        let (ca, ka) = decided_case(&u, &a, now + i);
-        let (cb, kb) = decided_case(&u, &b, now + i);
-        let ((na, da), (nb, db)) = tokio::join!(register(&s1, &u, &ca, &ka), register(&s2, &u, &cb, &kb));
+        let (ca, cb) = (decided_case(&u, &a, now + i), decided_case(&u, &b, now + i));
+        let ((na, da), (nb, db)) = tokio::join!(register(&s1, &u, &ca), register(&s2, &u, &cb));
         let links = [(&na, &da, &nb), (&nb, &db, &na)]
             .iter()
             .filter(|(_, d, other)| d.decision.repeat_of.as_deref() == Some(other.as_str()))
@@ -158,28 +149,28 @@ async fn two_workers_registering_related_letters_see_each_other() {
 /// repeat's MinHash bands; the lookup compares only a few letters, yet the earlier letter
 /// about the same official is among them and the repeat is found.
 async fn template_flood(store: Store) {
-    let u = understander();
+    let u = understander_comparing(3);
     let now = chrono::Utc::now().timestamp_millis();
     let letter = |village: &str, name: &str| {
         format!(
             "县纪委：\n我举报石桥镇{village}党支部书记{name}把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n"
         )
     };
-    let (first, keys) = decided_case(&u, &letter("柳河村", "赵德明"), now);
-    let (original, _) = register(&store, &u, &first, &keys).await;
+    let first = decided_case(&u, &letter("柳河村", "赵德明"), now);
+    let (original, _) = register(&store, &u, &first).await;
     let names = ["钱国华", "孙志勇", "李春生", "周海涛", "吴长根", "郑玉兰", "王福贵", "冯建国"];
     for (i, name) in names.iter().cycle().take(40).enumerate() {
-        let (case, keys) = decided_case(&u, &letter(&format!("第{i}村"), name), now + 1 + i as i64);
-        register(&store, &u, &case, &keys).await;
+        let case = decided_case(&u, &letter(&format!("第{i}村"), name), now + 1 + i as i64);
+        register(&store, &u, &case).await;
     }
     let again =
         "县纪委：\n再次反映石桥镇柳河村党支部书记赵德明把弟媳评成低保户每月领580元、侵占集体土地补偿款的问题。\n";
-    let (case, keys) = decided_case(&u, again, now + 100);
-    let limits = CandidateLimits { per_key: 200, total: 3 };
-    let candidates = store.repeat_candidates(&keys, limits).await.expect("lookup");
+    let case = decided_case(&u, again, now + 100);
+    let keys = &case.understanding.as_ref().expect("decided").lookup_keys;
+    let candidates = fixtures::repeat_candidates_of(&store, keys, u.candidate_limits()).await.expect("lookup");
     assert!(candidates.len() <= 3, "compares at most max_candidates: {}", candidates.len());
     assert!(candidates.iter().any(|c| c.case_no == original), "the letter sharing the name is kept");
-    let (_, decided) = register_with(&store, &u, &case, &keys, limits).await;
+    let (_, decided) = register(&store, &u, &case).await;
     assert_eq!(decided.decision.repeat_of.as_deref(), Some(original.as_str()));
     store.close().await;
 }
@@ -192,30 +183,35 @@ async fn a_flood_of_template_letters_does_not_hide_a_repeat() {
 async fn reruns_respect_reviewers(store: Store) {
     let u = understander();
     let text = "县纪委：\n我举报石桥镇柳河村党支部书记赵德明把弟媳评成低保户，每月领580元。\n";
-    let (case, keys) = decided_case(&u, text, chrono::Utc::now().timestamp_millis());
-    let (no, decided) = register(&store, &u, &case, &keys).await;
+    let case = decided_case(&u, text, chrono::Utc::now().timestamp_millis());
+    let (no, decided) = register(&store, &u, &case).await;
     let no: xinfang_models::CaseNo = no.parse().expect("case no");
     let target = store.case_for_rerun(&no).await.expect("load").expect("exists");
-    let settle = |_: &mut Decided, _: &[Candidate]| {};
+    let registrar = Registrar::new(store.clone(), Arc::clone(&u), QueueConfig::default());
     let mut changed = decided.clone();
     changed.decision.rules_version = "rules-next".into();
     changed.decision.class = xinfang_models::LetterClass::Suggestion;
     let run = RunResult {
-        kind: "rules",
+        kind: RunKind::Rules,
         ocr_engine: None,
         pages: None,
         ocr_confidence: None,
         text: text.into(),
-        decided: changed.clone(),
+        understanding: changed.clone(),
         pages_need_review: false,
     };
-    let lookup = || RepeatLookup { keys: &keys, limits: CandidateLimits { per_key: 200, total: 100 }, settle: &settle };
-    let applied = store.apply_run(&target, &run, lookup(), None).await.expect("apply");
+    let applied = registrar.apply_run(&target, &run, None).await.expect("apply");
     assert!(matches!(&applied, RunOutcome::Applied { changes } if changes.iter().any(|c| c.starts_with("class"))));
     assert_eq!(store.decision(&no).await.expect("decision").expect("some").class, changed.decision.class);
     // A reviewer puts it back to 检举控告; the next run suggests 批评建议 again.
-    store.record_review(&no, "王审核", &decided.decision, "是检举").await.expect("review");
-    let suggested = store.apply_run(&target, &run, lookup(), None).await.expect("apply again");
+    let edit = ReviewEdit {
+        reviewer: "王审核".into(),
+        class: Some(decided.decision.class),
+        note: "是检举".into(),
+        ..ReviewEdit::default()
+    };
+    store.record_review(&no, &edit).await.expect("review").expect("a decision to review");
+    let suggested = registrar.apply_run(&target, &run, None).await.expect("apply again");
     assert!(matches!(&suggested, RunOutcome::Suggested { changes } if !changes.is_empty()), "{suggested:?}");
     let standing = store.decision(&no).await.expect("decision").expect("some");
     assert_eq!(standing.class, decided.decision.class, "the reviewer's decision stands");

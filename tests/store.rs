@@ -5,7 +5,7 @@ use xinfang::store::{NewCase, Registration, Store, StoredOriginal};
 use xinfang_models::{BoundingBox, Channel, InputFormat, LineBox, PageFlag, PageOrigin, PageText, WordBox};
 
 fn new_case(seed: &str) -> NewCase {
-    let sha = xinfang::store::sha256(seed.as_bytes());
+    let sha = xinfang::digest::sha256(seed.as_bytes());
     let mut page = PageText::from_text(1, PageOrigin::Ocr, format!("关于反映{seed}的问题"));
     page.confidence = Some(0.42);
     page.flags = vec![PageFlag::LowConfidence];
@@ -30,7 +30,7 @@ fn new_case(seed: &str) -> NewCase {
         text: format!("关于反映{seed}的问题"),
         needs_review: true,
         received_at: chrono::Utc::now().timestamp_millis(),
-        decided: None,
+        understanding: None,
         ocr_engine: None,
         manual: None,
     }

@@ -1,4 +1,5 @@
-//! Integration tests: one binary, modules listed here, shared helpers in `support`.
+//! Integration tests that drive the binary, real tesseract, PostgreSQL, SIGKILL and a full
+//! disk: modules listed here, shared helpers in `support`. The fast ones are in `fast.rs`.
 
 mod bad_input;
 mod ingest;

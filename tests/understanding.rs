@@ -1,80 +1,9 @@
-//! The understanding stages end to end: the rules behaviour table (tests/rules/cases.toml),
-//! the labelled set against the targets, repeat detection through the store on SQLite
-//! and PostgreSQL, hostile text, and the confidentiality of the reporter's identity.
+//! The understanding stages end to end, through the binary: the labelled set against the
+//! issue's targets, repeat detection through the store on SQLite and PostgreSQL, hostile
+//! text, and the confidentiality of the reporter's identity. (The rules behaviour table runs
+//! in the fast binary: tests/rules.)
 
 use crate::support::{json_lines, sample, Scratch};
-use serde::Deserialize;
-use xinfang::stages::catalogue::Catalogue;
-use xinfang::stages::normalize::normalize;
-use xinfang::understand::Understander;
-
-#[derive(Deserialize)]
-struct Cases {
-    case: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    why: String,
-    text: String,
-    class: Option<String>,
-    named: Option<bool>,
-    level: Option<String>,
-    subject: Option<String>,
-    review: Option<bool>,
-}
-
-fn understander() -> Understander {
-    Understander::new(&Catalogue::builtin().expect("shipped rules")).expect("stages")
-}
-
-/// One check over the whole table, reporting every case that fails (vector's behaviour tests).
-#[test]
-fn rules_behave_as_the_table_says() {
-    let cases: Cases =
-        toml::from_str(&std::fs::read_to_string(sample("../tests/rules/cases.toml")).expect("read cases"))
-            .expect("parse");
-    let u = understander();
-    let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
-    let mut failures = Vec::new();
-    for c in &cases.case {
-        let d = u.understand(&normalize(&c.text), today).decision;
-        let mut wrong = Vec::new();
-        if let Some(class) = &c.class {
-            if d.class.as_str() != class {
-                wrong.push(format!("class {} not {class}", d.class.as_str()));
-            }
-        }
-        if let Some(named) = c.named {
-            if d.named != named {
-                wrong.push(format!("named {} not {named}", d.named));
-            }
-        }
-        if let Some(level) = &c.level {
-            let got = d.handling_level.map_or("-", |l| l.as_str());
-            if got != level {
-                wrong.push(format!("level {got} not {level}"));
-            }
-        }
-        if let Some(name) = &c.subject {
-            if !d.subjects.iter().any(|s| s.name.as_deref() == Some(name.as_str())) {
-                wrong.push(format!("subject {name} not found in {:?}", d.subjects));
-            }
-        }
-        if let Some(review) = c.review {
-            if d.review != review {
-                wrong.push(format!("review {} not {review}", d.review));
-            }
-        }
-        if d.reasons.is_empty() {
-            wrong.push("no reasons given".into());
-        }
-        if !wrong.is_empty() {
-            failures.push(format!("{}: {}\n    reasons: {:?}", c.why, wrong.join("; "), d.reasons));
-        }
-    }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), cases.case.len(), failures.join("\n"));
-}
 
 /// The labelled set meets the targets (`xinfang eval --check` exits 3 below them).
 #[test]

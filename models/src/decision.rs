@@ -149,3 +149,127 @@ pub struct Decision {
     /// Version of the rule set that decided.
     pub rules_version: String,
 }
+
+impl Decision {
+    /// A decision of `class` with nothing else known yet: no subjects, no links, no reasons.
+    pub fn bare(class: LetterClass, rules_version: &str) -> Decision {
+        Decision {
+            class,
+            in_scope: class.in_scope(),
+            sub_kind: None,
+            named: false,
+            subjects: Vec::new(),
+            handling_level: None,
+            forward_to: None,
+            repeat_of: None,
+            new_facts_of: None,
+            domains: Vec::new(),
+            keywords: Vec::new(),
+            copied_to: Vec::new(),
+            score: 0.0,
+            review: false,
+            reasons: Vec::new(),
+            deadlines: Vec::new(),
+            rules_version: rules_version.to_string(),
+        }
+    }
+
+    /// Whether the letter goes up to the higher level (上级): then only a routing stub of it
+    /// is kept here, no text and no boxes (domain rules §5).
+    pub fn routes_up(&self) -> bool {
+        self.in_scope && self.handling_level == Some(HandlingLevel::Higher)
+    }
+
+    /// The decision as a reviewer leaves it: what `edit` sets replaced, the review flag
+    /// cleared and the reviewer named among the reasons. Every interface records a review
+    /// through this, so that a review means the same wherever it is made.
+    pub fn reviewed(&self, edit: &ReviewEdit) -> Decision {
+        let mut d = self.clone();
+        if let Some(class) = edit.class {
+            d.class = class;
+            d.in_scope = class.in_scope();
+        }
+        if let Some(level) = edit.level {
+            d.handling_level = Some(level);
+        }
+        if let Some(named) = edit.named {
+            d.named = named;
+        }
+        d.review = false;
+        d.reasons.push(format!(
+            "decided by reviewer {}{}",
+            edit.reviewer,
+            if edit.note.is_empty() { String::new() } else { format!(": {}", edit.note) }
+        ));
+        d
+    }
+
+    /// The fields a reviewer decides, as `field: old → new` for each that differs from `old`.
+    pub fn changes_from(&self, old: &Decision) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cmp = |field: &str, a: String, b: String| {
+            if a != b {
+                out.push(format!("{field}: {a} → {b}"));
+            }
+        };
+        cmp("class", old.class.as_str().into(), self.class.as_str().into());
+        cmp("in_scope", old.in_scope.to_string(), self.in_scope.to_string());
+        cmp("named", old.named.to_string(), self.named.to_string());
+        let level = |d: &Decision| d.handling_level.map_or("-".to_string(), |l| l.as_str().to_string());
+        cmp("level", level(old), level(self));
+        let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
+        cmp("sub_kind", opt(&old.sub_kind), opt(&self.sub_kind));
+        cmp("forward_to", opt(&old.forward_to), opt(&self.forward_to));
+        cmp("repeat_of", opt(&old.repeat_of), opt(&self.repeat_of));
+        cmp("new_facts_of", opt(&old.new_facts_of), opt(&self.new_facts_of));
+        out
+    }
+}
+
+/// What a reviewer changes of a decision; `None` keeps the field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReviewEdit {
+    pub reviewer: String,
+    pub class: Option<LetterClass>,
+    pub level: Option<HandlingLevel>,
+    pub named: Option<bool>,
+    pub note: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_review_that_changes_the_class_changes_the_scope_with_it() {
+        let mut d = Decision::bare(LetterClass::NoSubstance, "r1");
+        d.review = true;
+        let edit = ReviewEdit {
+            reviewer: "王审".into(),
+            class: Some(LetterClass::Accusation),
+            note: "有具体事实".into(),
+            ..ReviewEdit::default()
+        };
+        let r = d.reviewed(&edit);
+        assert_eq!((r.class, r.in_scope, r.review), (LetterClass::Accusation, true, false));
+        assert_eq!(r.reasons.last().map(String::as_str), Some("decided by reviewer 王审: 有具体事实"));
+        assert_eq!(r.changes_from(&d), vec!["class: 无实质内容 → 检举控告", "in_scope: false → true"]);
+    }
+
+    #[test]
+    fn a_confirming_review_changes_nothing_a_reviewer_decides() {
+        let d = Decision::bare(LetterClass::Appeal, "r1");
+        let r = d.reviewed(&ReviewEdit { reviewer: "李".into(), ..ReviewEdit::default() });
+        assert!(r.changes_from(&d).is_empty());
+        assert_eq!(r.reasons, vec!["decided by reviewer 李"]);
+    }
+
+    #[test]
+    fn only_an_in_scope_letter_for_the_higher_level_is_a_routing_stub() {
+        let mut d = Decision::bare(LetterClass::Accusation, "r1");
+        d.handling_level = Some(HandlingLevel::Higher);
+        assert!(d.routes_up());
+        d.in_scope = false;
+        assert!(!d.routes_up());
+    }
+}

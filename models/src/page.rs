@@ -111,6 +111,12 @@ impl PageText {
     }
 }
 
+/// The text of a letter: its pages' text in order, a blank line between pages, blank pages
+/// left out.
+pub fn letter_text(pages: &[PageText]) -> String {
+    pages.iter().map(|p| p.text.as_str()).filter(|t| !t.is_empty()).collect::<Vec<_>>().join("\n\n")
+}
+
 /// Mean OCR confidence of a letter, weighted by each page's text length; `None` when no page
 /// was OCR'd. Blank pages do not pull the mean down: they are flagged instead.
 pub fn letter_confidence(pages: &[PageText]) -> Option<f32> {
@@ -151,6 +157,16 @@ mod tests {
     fn text_pages_have_no_confidence() {
         let pages = [PageText::from_text(1, PageOrigin::Transcript, "举报".into())];
         assert_eq!(letter_confidence(&pages), None);
+    }
+
+    #[test]
+    fn a_letters_text_leaves_blank_pages_out() {
+        let pages = [
+            PageText::from_text(1, PageOrigin::Ocr, "第一页".into()),
+            PageText::from_text(2, PageOrigin::Ocr, String::new()),
+            PageText::from_text(3, PageOrigin::Ocr, "第三页".into()),
+        ];
+        assert_eq!(letter_text(&pages), "第一页\n\n第三页");
     }
 
     #[test]

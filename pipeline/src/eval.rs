@@ -196,10 +196,7 @@ pub async fn evaluate(
         let inputs: Vec<LetterInput> = labels
             .letters
             .iter()
-            .map(|l| {
-                let path = dir.join(&l.file);
-                LetterInput { source: l.file.clone(), is_folder: path.is_dir(), path }
-            })
+            .map(|l| LetterInput { source: l.file.clone(), ..LetterInput::at(&dir.join(&l.file)) })
             .collect();
         let reports = intake.run(inputs, |_| {}).await.map_err(|e| sys(&e))?;
         pool.shutdown().await;
@@ -217,27 +214,30 @@ fn score(labels: &[Label], reports: &[LetterReport]) -> EvalReport {
     let mut rep = EvalReport { letters: labels.len(), ..EvalReport::default() };
     let (mut scope, mut class, mut named, mut level, mut level_n) = (0, 0, 0, 0, 0);
     for (l, r) in labels.iter().zip(reports) {
-        let decided = r.class.map_or("failed", |c| c.as_str()).to_string();
+        let d = r.decision.as_ref();
+        let decided = d.map_or("failed", |d| d.class.as_str()).to_string();
         *rep.confusion.entry((l.class.clone(), decided.clone())).or_default() += 1;
         let mut wrong = Vec::new();
-        if r.in_scope == Some(l.in_scope) {
+        let in_scope = d.map(|d| d.in_scope);
+        if in_scope == Some(l.in_scope) {
             scope += 1;
         } else {
-            wrong.push(format!("scope {} not {}", r.in_scope.unwrap_or(false), l.in_scope));
+            wrong.push(format!("scope {} not {}", in_scope.unwrap_or(false), l.in_scope));
         }
         if decided == l.class {
             class += 1;
         } else {
             wrong.push(format!("class {decided} not {}", l.class));
         }
-        if r.named == Some(l.named) {
+        let is_named = d.map(|d| d.named);
+        if is_named == Some(l.named) {
             named += 1;
         } else {
-            wrong.push(format!("named {} not {}", r.named.unwrap_or(false), l.named));
+            wrong.push(format!("named {} not {}", is_named.unwrap_or(false), l.named));
         }
         if l.in_scope {
             level_n += 1;
-            let got = r.handling_level.map(|h| h.as_str().to_string());
+            let got = d.and_then(|d| d.handling_level).map(|h| h.as_str().to_string());
             if got == l.handling_level {
                 level += 1;
             } else {
@@ -248,9 +248,10 @@ fn score(labels: &[Label], reports: &[LetterReport]) -> EvalReport {
                 ));
             }
         }
+        let (repeat_of, new_facts_of) = (d.and_then(|d| d.repeat_of.clone()), d.and_then(|d| d.new_facts_of.clone()));
         for (name, predicted, actual, s) in [
-            ("repeat_of", &r.repeat_of, &l.repeat_of, &mut rep.repeat),
-            ("new_facts_of", &r.new_facts_of, &l.new_facts_of, &mut rep.new_facts),
+            ("repeat_of", &repeat_of, &l.repeat_of, &mut rep.repeat),
+            ("new_facts_of", &new_facts_of, &l.new_facts_of, &mut rep.new_facts),
         ] {
             let predicted_file = predicted.as_ref().map(|c| file_of.get(c).cloned().unwrap_or_else(|| c.clone()));
             s.predicted += usize::from(predicted_file.is_some());
@@ -275,4 +276,52 @@ fn score(labels: &[Label], reports: &[LetterReport]) -> EvalReport {
     rep.named = named as f64 / n;
     rep.level = if level_n == 0 { 1.0 } else { level as f64 / level_n as f64 };
     rep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xinfang_models::{Decision, IngestStatus};
+
+    fn label(file: &str, class: &str, repeat_of: Option<&str>) -> Label {
+        Label {
+            file: file.into(),
+            class: class.into(),
+            in_scope: LetterClass::parse(class).is_some_and(LetterClass::in_scope),
+            named: false,
+            handling_level: LetterClass::parse(class).filter(|c| c.in_scope()).map(|_| "本级".into()),
+            repeat_of: repeat_of.map(String::from),
+            new_facts_of: None,
+            tricky: None,
+        }
+    }
+
+    fn report(file: &str, case: &str, class: LetterClass, repeat_of: Option<&str>) -> LetterReport {
+        let mut d = Decision::bare(class, "r1");
+        d.handling_level = class.in_scope().then_some(xinfang_models::HandlingLevel::Own);
+        d.repeat_of = repeat_of.map(String::from);
+        let mut r = LetterReport::new(file, IngestStatus::Registered);
+        r.case_no = Some(case.into());
+        r.set_decision(&d);
+        r
+    }
+
+    #[test]
+    fn links_are_scored_by_the_letter_they_name_and_mistakes_are_listed() {
+        let labels = [
+            label("a.txt", "检举控告", None),
+            label("b.txt", "检举控告", Some("a.txt")),
+            label("c.txt", "业务范围外", None),
+        ];
+        let reports = [
+            report("a.txt", "Q-1", LetterClass::Accusation, None),
+            report("b.txt", "Q-2", LetterClass::Accusation, Some("Q-1")),
+            report("c.txt", "Q-3", LetterClass::NoSubstance, None),
+        ];
+        let r = score(&labels, &reports);
+        assert_eq!((r.repeat.true_pos, r.repeat.predicted, r.repeat.actual), (1, 1, 1));
+        assert!((r.class - 2.0 / 3.0).abs() < 1e-9 && (r.scope - 1.0).abs() < 1e-9);
+        assert_eq!(r.confusion.get(&("业务范围外".into(), "无实质内容".into())), Some(&1));
+        assert_eq!(r.mistakes, ["c.txt: class 无实质内容 not 业务范围外"]);
+    }
 }

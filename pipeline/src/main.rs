@@ -1,4 +1,10 @@
 //! The `xinfang` command. See `xinfang --help` and README.md.
+//!
+//! The command line (`cli`) and the benchmarks (`bench`) belong to this binary only: the
+//! library exports neither.
+
+mod bench;
+mod cli;
 
 use std::process::ExitCode;
 
@@ -24,5 +30,5 @@ fn main() -> ExitCode {
         let at = info.location().map_or_else(|| "unknown place".to_string(), |l| format!("{}:{}", l.file(), l.line()));
         eprintln!("internal error at {at} (details withheld: they may quote a letter)");
     }));
-    xinfang::cli::main()
+    cli::main()
 }

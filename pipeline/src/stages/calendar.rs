@@ -1,7 +1,7 @@
 //! Working days (工作日) from the configured holiday calendar: weekends are rest days unless
 //! listed as 调休 workdays, listed holidays are rest days. Pure.
 
-use crate::stages::catalogue::CalendarFile;
+use crate::config::catalogue::CalendarFile;
 use chrono::{Datelike, NaiveDate, Weekday};
 use std::collections::HashSet;
 

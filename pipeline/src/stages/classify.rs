@@ -6,7 +6,7 @@
 //! `config/`. A letter the rules cannot decide with confidence is marked for review, never an
 //! error. Pure.
 
-use crate::stages::catalogue::Catalogue;
+use crate::config::catalogue::Catalogue;
 use crate::stages::extract::{Extracted, Mention, Role};
 use crate::stages::tag::{Category, Tag};
 use std::collections::BTreeSet;

@@ -4,7 +4,7 @@
 //! ID number, address, unit), amounts, dates and mentions that the letter went elsewhere.
 //! Pure after construction. It never classifies: it reports what is written and where.
 
-use crate::stages::catalogue::Catalogue;
+use crate::config::catalogue::Catalogue;
 use crate::stages::normalize::is_han;
 use crate::stages::tag::{Category, Tag};
 use aho_corasick::{AhoCorasick, MatchKind};
@@ -81,7 +81,7 @@ const PLACE_AFTER: &str = "镇乡村县市区街路组社河山湾坪桥沟岭�
 pub struct Extractor {
     posts: AhoCorasick,
     post_words: Vec<(String, usize)>,
-    post_rules: Vec<crate::stages::catalogue::PostRule>,
+    post_rules: Vec<crate::config::catalogue::PostRule>,
     public_units: AhoCorasick,
     private_roles: AhoCorasick,
     subject_labels: AhoCorasick,

@@ -2,11 +2,13 @@
 //! `ingest` (bytes → pages), `preprocess` (page image → image fit for OCR), `ocr`
 //! (image → text, confidence and boxes), `normalize` (text → text Chinese stages can use),
 //! `segment`, `tag`, `extract`, `classify` (text → decision, with the rule data of
-//! `catalogue`), `repeat` (fingerprints and the repeat verdict) and `calendar` (working days).
-//! None of them touches the database or the data directory.
+//! `config::catalogue`), `repeat` (fingerprints and the repeat verdict) and `calendar`
+//! (working days).
+//!
+//! **Invariant:** no stage touches the database or the data directory, and none imports the
+//! store, the intake or the understanding above it: they read `config` and `models` only.
 
 pub mod calendar;
-pub mod catalogue;
 pub mod classify;
 pub mod extract;
 pub mod ingest;

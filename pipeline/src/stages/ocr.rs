@@ -497,7 +497,7 @@ pub fn engine_version(cfg: &OcrConfig) -> String {
         cfg.reread_below,
         cfg.tesseract_variables
     );
-    let digest = crate::store::sha256(settings.as_bytes());
+    let digest = crate::digest::sha256(settings.as_bytes());
     format!(
         "tesseract {tess} {} / xinfang {} r{READING_REVISION} / settings {}",
         cfg.language,

@@ -7,10 +7,9 @@
 //! village, a namesake elsewhere) are neither. Fingerprints hold hashes only, never readable
 //! content, so a 上级 routing stub can keep one. Pure: the store finds the candidates.
 
-use crate::stages::catalogue::RepeatRules;
-use serde::{Deserialize, Serialize};
+use crate::config::catalogue::RepeatRules;
 use std::collections::{BTreeMap, BTreeSet};
-use xinfang_models::Subject;
+use xinfang_models::{Candidate, Fingerprint, LookupKey, Subject, SubjectPrint};
 
 /// A stable 64-bit hash (FNV-1a): stored fingerprints must compare across versions and runs.
 pub fn stable_hash(s: &str) -> u64 {
@@ -26,43 +25,6 @@ fn mix(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
-}
-
-/// A reported person, hashed: enough to tell whether two letters are about the same person.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubjectPrint {
-    /// Hash of the full name, when the letter gives one.
-    pub name: Option<u64>,
-    pub surname: Option<u64>,
-    /// Hash of the lowest unit named (柳河村 of 石桥镇柳河村).
-    pub unit: Option<u64>,
-    /// Hash of the canonical post.
-    pub post: Option<u64>,
-    /// Hash of the lowest place (村, 社区, 镇, 乡) in the unit, when it names one.
-    #[serde(default)]
-    pub place: Option<u64>,
-}
-
-/// Everything repeat detection keeps of a letter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fingerprint {
-    pub subjects: Vec<SubjectPrint>,
-    pub minhash: Vec<u32>,
-    /// Hashed substantive facts: amounts, acts, domains.
-    pub facts: Vec<u64>,
-    /// Hashed amounts only (a subset of `facts`).
-    pub amounts: Vec<u64>,
-    /// The letter says it brings new facts or evidence.
-    pub claims_new: bool,
-}
-
-/// An earlier letter found through the index.
-#[derive(Debug, Clone)]
-pub struct Candidate {
-    pub case_no: String,
-    /// The earliest letter of its matter: itself, or the case it repeats.
-    pub root: String,
-    pub fingerprint: Fingerprint,
 }
 
 /// The verdict for a letter.
@@ -125,6 +87,17 @@ pub fn lowest_place(unit: &str) -> Option<&str> {
         }
     }
     best
+}
+
+/// How much sharing `key` says two letters are about the same matter, to rank candidates
+/// when there are more than a lookup compares: a full name most, a name part with a unit or
+/// post next, a MinHash band or a bare post or surname least.
+fn key_weight(key: &str) -> u32 {
+    match key.as_bytes().first() {
+        Some(b'n') => 8,
+        _ if key.starts_with("su") || key.starts_with("up") || key.starts_with("sp") => 4,
+        _ => 1,
+    }
 }
 
 fn surname_of(name: &str) -> &str {
@@ -197,8 +170,8 @@ impl RepeatRulesCompiled {
     /// The keys a new letter is looked up by: as `keys`, but the broad ones (the post alone,
     /// the surname alone) only for a person the letter names no better, so that a common
     /// post does not bring hundreds of candidates for every letter.
-    pub fn lookup_keys(&self, fp: &Fingerprint) -> Vec<String> {
-        self.key_set(fp, false)
+    pub fn lookup_keys(&self, fp: &Fingerprint) -> Vec<LookupKey> {
+        self.key_set(fp, false).into_iter().map(|key| LookupKey { weight: key_weight(&key), key }).collect()
     }
 
     fn key_set(&self, fp: &Fingerprint, index: bool) -> Vec<String> {
@@ -237,17 +210,6 @@ impl RepeatRulesCompiled {
             }
         }
         keys.into_iter().collect()
-    }
-
-    /// How much sharing `key` says two letters are about the same matter, to rank candidates
-    /// when there are more than a lookup compares: a full name most, a name part with a unit
-    /// or post next, a MinHash band or a bare post or surname least.
-    pub fn key_weight(key: &str) -> u32 {
-        match key.as_bytes().first() {
-            Some(b'n') => 8,
-            _ if key.starts_with("su") || key.starts_with("up") || key.starts_with("sp") => 4,
-            _ => 1,
-        }
     }
 
     /// Compares a letter with earlier candidates (oldest first) and decides.

@@ -3,7 +3,7 @@
 //! begin and end on jieba token boundaries. Each tag records its category and where it
 //! matched. Pure after construction; it never decides, it only finds.
 
-use crate::stages::catalogue::Keywords;
+use crate::config::catalogue::Keywords;
 use crate::stages::segment::Tokens;
 use aho_corasick::{AhoCorasick, MatchKind};
 use thiserror::Error;
@@ -131,7 +131,7 @@ impl Tagger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::catalogue::Catalogue;
+    use crate::config::catalogue::Catalogue;
     use crate::stages::segment::Segmenter;
 
     #[test]

@@ -4,23 +4,26 @@
 //!
 //! **Invariant:** a case is registered in one transaction (sequence number, case row,
 //! originals, pages, first event) or not at all.
+//! **Invariant:** the store knows nothing of the stages: it keeps the `models` nouns the
+//! rules made (decision, identity, fingerprint, keys) and hands back the candidates it finds;
+//! what they mean is decided by the caller's `settle`.
 
+pub mod fixtures;
 mod originals;
 mod queue;
 mod runs;
 
-pub use originals::{files_below, move_aside, sha256, write_reason_beside, FileStore, FileStoreError};
+pub use originals::{files_below, move_aside, write_reason_beside, FileStore, FileStoreError};
 pub use queue::{Job, JobKind, JobState, LetterPayload, NewJob, QueueCounts, QueuedOriginal, RerunPayload, WorkerId};
-pub use runs::{decision_changes, CaseForRerun, CaseSelection, Review, RunOutcome, RunResult};
+pub use runs::{CaseForRerun, CaseSelection, Review, RunOutcome, RunResult};
 
-use crate::stages::catalogue::CandidateLimits;
-use crate::stages::repeat::{Candidate, Fingerprint, RepeatRulesCompiled};
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use thiserror::Error;
 use xinfang_models::{
-    CaseNo, CaseStatus, Channel, Decision, HandlingLevel, InputFormat, PageText, ReporterIdentity, Sha256Hex,
+    Candidate, CandidateLimits, CaseNo, CaseStatus, Channel, Decision, Fingerprint, InputFormat, LookupKey, PageText,
+    ReporterIdentity, RunKind, Sha256Hex, Understanding,
 };
 
 /// Failures of the database: system problems, retried or reported, never blamed on a letter.
@@ -106,9 +109,9 @@ pub struct NewCase {
     pub needs_review: bool,
     /// Unix milliseconds.
     pub received_at: i64,
-    /// What the rules decided, when the letter went through them (before the repeat
+    /// What the rules made of the letter, when it went through them (before the repeat
     /// lookup, which happens inside the registration).
-    pub decided: Option<Decided>,
+    pub understanding: Option<Understanding>,
     /// The OCR engine that read the pages (`None` for text), recorded with the run.
     pub ocr_engine: Option<String>,
     /// Registered for manual handling (the intake gave up reading it): status
@@ -116,29 +119,17 @@ pub struct NewCase {
     pub manual: Option<String>,
 }
 
-/// How `register_letter` looks up earlier letters on the same matter and completes the
-/// decision with what it finds, inside the registration's transaction.
+/// Completes an understanding with the earlier letters found through its lookup keys: the
+/// rules' part of a registration, passed in so that the store knows nothing of the rules.
+pub type Settle<'a> = &'a (dyn Fn(&mut Understanding, &[Candidate]) + Sync);
+
+/// How a registration looks up earlier letters on the same matter (through the
+/// understanding's `lookup_keys`) and completes the decision with what it finds, inside the
+/// registration's transaction.
+#[derive(Clone, Copy)]
 pub struct RepeatLookup<'a> {
-    pub keys: &'a [String],
     pub limits: CandidateLimits,
-    pub settle: &'a (dyn Fn(&mut Decided, &[Candidate]) + Sync),
-}
-
-/// A decision with what is stored beside it.
-#[derive(Debug, Clone)]
-pub struct Decided {
-    pub decision: Decision,
-    /// Kept in `reporter_identities`, apart from the letter.
-    pub identity: ReporterIdentity,
-    pub fingerprint: Fingerprint,
-    pub keys: Vec<String>,
-}
-
-impl Decided {
-    /// A letter routed up (上级) keeps only a routing stub: no text, no boxes (domain rules §5).
-    pub fn routing_stub(&self) -> bool {
-        self.decision.in_scope && self.decision.handling_level == Some(HandlingLevel::Higher)
-    }
+    pub settle: Settle<'a>,
 }
 
 /// The outcome of `register`.
@@ -157,7 +148,7 @@ pub struct CaseSummary {
     pub format: String,
     pub page_count: i64,
     pub ocr_confidence: Option<f64>,
-    pub status: String,
+    pub status: CaseStatus,
     pub needs_review: bool,
     pub received_at: i64,
     pub chars: usize,
@@ -201,7 +192,7 @@ impl Store {
             .max_connections(if is_sqlite { 4 } else { 8 })
             .connect(url)
             .await
-            .map_err(|source| StoreError::Open { url: redact(url), source })?;
+            .map_err(|source| StoreError::Open { url: display_url(url), source })?;
         if is_sqlite {
             // WAL lets readers (list/show) work while a batch registers letters.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
@@ -238,14 +229,14 @@ impl Store {
     /// `register`, with the repeat lookup and the settling of the decision done inside the
     /// transaction, after the registry lock: two workers registering related letters at the
     /// same moment are serialised, so the later one sees the earlier one. The job, when
-    /// given, is marked done in the same transaction. Returns the settled decision.
+    /// given, is marked done in the same transaction. Returns the settled understanding.
     pub async fn register_letter(
         &self,
         new: &NewCase,
         lookup: Option<RepeatLookup<'_>>,
         job_id: Option<&str>,
-    ) -> Result<(Registration, Option<Decided>), StoreError> {
-        match self.try_register(new, lookup.as_ref(), job_id).await {
+    ) -> Result<(Registration, Option<Understanding>), StoreError> {
+        match self.try_register(new, lookup, job_id).await {
             Ok(r) => Ok(r),
             Err(e) => match self.find_letter(&new.letter_sha256).await? {
                 // Lost a race on the unique digest: the other registration stands.
@@ -263,9 +254,9 @@ impl Store {
     async fn try_register(
         &self,
         new: &NewCase,
-        lookup: Option<&RepeatLookup<'_>>,
+        lookup: Option<RepeatLookup<'_>>,
         job_id: Option<&str>,
-    ) -> Result<(Registration, Option<Decided>), StoreError> {
+    ) -> Result<(Registration, Option<Understanding>), StoreError> {
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
         if let Some(row) = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
@@ -280,10 +271,10 @@ impl Store {
             tx.commit().await?;
             return Ok((Registration::Duplicate(existing), None));
         }
-        let mut decided = new.decided.clone();
-        if let (Some(d), Some(l)) = (decided.as_mut(), lookup) {
-            let candidates = repeat_candidates(&mut tx, l.keys, l.limits, None).await?;
-            (l.settle)(d, &candidates);
+        let mut understood = new.understanding.clone();
+        if let (Some(u), Some(l)) = (understood.as_mut(), lookup) {
+            let candidates = repeat_candidates(&mut tx, &u.lookup_keys, l.limits, None).await?;
+            (l.settle)(u, &candidates);
         }
         let now = now_ms();
         let year = chrono::DateTime::from_timestamp_millis(new.received_at)
@@ -291,7 +282,7 @@ impl Store {
             .and_then(|y| y.parse::<i32>().ok())
             .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
         let channel = new.channel.code().to_string();
-        let stub = decided.as_ref().is_some_and(Decided::routing_stub);
+        let stub = understood.as_ref().is_some_and(Understanding::routing_stub);
         // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
         let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
         let seq: i64 = sqlx::query(
@@ -362,13 +353,13 @@ impl Store {
         if let Some(reason) = &new.manual {
             detail.push_str(&format!("; manual handling: {reason}"));
         }
-        if let Some(d) = &decided {
-            insert_decision(&mut tx, &no, d, new.received_at, now).await?;
+        if let Some(d) = &understood {
+            write_understanding(&mut tx, &no, d, new.received_at, now).await?;
             runs::insert_run(
                 &mut tx,
                 &no,
                 runs::RunRecord {
-                    kind: "intake",
+                    kind: RunKind::Intake,
                     ocr_engine: new.ocr_engine.as_deref(),
                     text: &new.text,
                     decision: &d.decision,
@@ -399,7 +390,7 @@ impl Store {
             queue::mark_done(&mut tx, job, &no).await?;
         }
         tx.commit().await?;
-        Ok((Registration::Registered(case_no), decided))
+        Ok((Registration::Registered(case_no), understood))
     }
 
     /// The most recent cases, newest first.
@@ -457,16 +448,6 @@ impl Store {
         }))
     }
 
-    /// Earlier letters sharing any of `keys`, oldest first (see `repeat_candidates`).
-    pub async fn repeat_candidates(
-        &self,
-        keys: &[String],
-        limits: CandidateLimits,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        repeat_candidates(&mut conn, keys, limits, None).await
-    }
-
     /// The decision stored for a case, if the rules decided it.
     pub async fn decision(&self, case_no: &CaseNo) -> Result<Option<Decision>, StoreError> {
         let mut conn = self.pool.acquire().await?;
@@ -512,56 +493,6 @@ impl Store {
         .transpose()
     }
 
-    /// Benchmarks only: inserts synthetic cases (organ `BENCH`, numbered from `first + 1`)
-    /// with their fingerprints and repeat keys, in one transaction, bypassing intake.
-    pub async fn insert_synthetic(
-        &self,
-        first: u64,
-        rows: &[(Fingerprint, Vec<String>)],
-        base_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (i, (fp, keys)) in rows.iter().enumerate() {
-            let seq = first as i64 + i as i64 + 1;
-            let no = format!("BENCH-2025-X-{seq:06}");
-            let at = base_ms + seq * 60_000;
-            sqlx::query(
-                "INSERT INTO cases (case_no, organ, year, channel, seq, letter_sha256, source_name, format, page_count, \
-                 ocr_confidence, text, status, needs_review, received_at, created_at, updated_at) \
-                 VALUES ($1, 'BENCH', 2025, 'X', $2, $3, 'synthetic', 'text', 1, NULL, '', 'registered', 0, $4, $4, $4)",
-            )
-            .bind(&no)
-            .bind(seq)
-            .bind(format!("synthetic-{seq}"))
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-            let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
-            sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $1, $2)")
-                .bind(&no)
-                .bind(json)
-                .execute(&mut *tx)
-                .await?;
-            let marks: Vec<String> = (0..keys.len()).map(|k| format!("(${}, $1, $2)", k + 3)).collect();
-            if !marks.is_empty() {
-                let sql = format!("INSERT INTO repeat_keys (key, case_no, at) VALUES {}", marks.join(", "));
-                let mut q = sqlx::query(&sql).bind(&no).bind(at);
-                for k in keys {
-                    q = q.bind(k);
-                }
-                q.execute(&mut *tx).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// The letter digests of every registered case (benchmarks check them).
-    pub async fn letter_digests(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
-        let rows = sqlx::query("SELECT letter_sha256 FROM cases").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(r.try_get::<String, _>("letter_sha256")?)).collect()
-    }
-
     /// Number of registered cases.
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) AS n FROM cases").fetch_one(&self.pool).await?.try_get("n")?)
@@ -573,21 +504,22 @@ impl Store {
     }
 }
 
-/// Writes a decision, the reporter's identity, the fingerprint and its index keys.
-async fn insert_decision(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+/// Makes an understanding the case's standing one: the decision row, the reporter's
+/// identity (kept when one is stored already), the fingerprint and its index keys (replacing
+/// earlier ones). Registration and re-runs both write through this.
+async fn write_understanding(
+    conn: &mut sqlx::AnyConnection,
     no: &str,
-    d: &Decided,
+    u: &Understanding,
     received_at: i64,
     now: i64,
 ) -> Result<(), StoreError> {
-    runs::write_decision_row(&mut *tx, no, &d.decision, now).await?;
-    let dd = &d.decision;
-    if !d.identity.is_empty() {
-        let id = &d.identity;
+    runs::write_decision_row(&mut *conn, no, &u.decision, now).await?;
+    if !u.identity.is_empty() {
+        let id = &u.identity;
         sqlx::query(
             "INSERT INTO reporter_identities (case_no, name, phone, id_number, address, unit, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_no) DO NOTHING",
         )
         .bind(no)
         .bind(id.name.as_deref())
@@ -596,18 +528,31 @@ async fn insert_decision(
         .bind(id.address.as_deref())
         .bind(id.unit.as_deref())
         .bind(now)
-        .execute(&mut **tx)
+        .execute(&mut *conn)
         .await?;
     }
-    let root = dd.repeat_of.clone().unwrap_or_else(|| no.to_string());
-    let fp = serde_json::to_string(&d.fingerprint).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+    let root = u.decision.repeat_of.clone().unwrap_or_else(|| no.to_string());
+    sqlx::query("DELETE FROM case_fingerprints WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
+    insert_fingerprint(&mut *conn, no, &root, &u.fingerprint).await?;
+    sqlx::query("DELETE FROM repeat_keys WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
+    insert_keys(&mut *conn, no, &u.keys, received_at).await
+}
+
+/// Writes a case's fingerprint, with the earliest case of its matter.
+async fn insert_fingerprint(
+    conn: &mut sqlx::AnyConnection,
+    no: &str,
+    root: &str,
+    fp: &Fingerprint,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
     sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3)")
         .bind(no)
         .bind(root)
-        .bind(fp)
-        .execute(&mut **tx)
+        .bind(json)
+        .execute(conn)
         .await?;
-    insert_keys(&mut *tx, no, &d.keys, received_at).await
+    Ok(())
 }
 
 /// Writes a case's repeat-index keys in one statement (one round trip, not one per key).
@@ -638,11 +583,11 @@ async fn insert_keys(conn: &mut sqlx::AnyConnection, no: &str, keys: &[String], 
 /// itself (a re-run compares a case with the letters that came before it).
 async fn repeat_candidates(
     conn: &mut sqlx::AnyConnection,
-    keys: &[String],
+    keys: &[LookupKey],
     limits: CandidateLimits,
     before: Option<(i64, &str)>,
 ) -> Result<Vec<Candidate>, StoreError> {
-    let keys: std::collections::BTreeSet<&String> = keys.iter().collect();
+    let keys: std::collections::BTreeSet<&LookupKey> = keys.iter().collect();
     if keys.is_empty() {
         return Ok(Vec::new());
     }
@@ -668,7 +613,7 @@ async fn repeat_candidates(
     let this = before.map_or("", |(_, c)| c);
     let mut q = sqlx::query(&sql).bind(below).bind(i64::from(limits.per_key)).bind(this).bind(i64::from(limits.total));
     for k in &keys {
-        q = q.bind(k.as_str()).bind(i64::from(RepeatRulesCompiled::key_weight(k)));
+        q = q.bind(k.key.as_str()).bind(i64::from(k.weight));
     }
     let mut ranked = Vec::new();
     for row in q.fetch_all(&mut *conn).await? {
@@ -774,7 +719,10 @@ fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
         format: r.try_get("format")?,
         page_count: r.try_get("page_count")?,
         ocr_confidence: r.try_get("ocr_confidence")?,
-        status: r.try_get("status")?,
+        status: {
+            let s: String = r.try_get("status")?;
+            CaseStatus::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("case status {s}")))?
+        },
         needs_review: r.try_get::<i64, _>("needs_review")? != 0,
         received_at: r.try_get("received_at")?,
         chars: text.chars().filter(|c| !c.is_whitespace()).count(),
@@ -827,7 +775,7 @@ fn sqlite_path(url: &str) -> Option<String> {
 }
 
 /// A URL safe to print: the password, if any, replaced.
-pub fn redact(url: &str) -> String {
+pub fn display_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
@@ -846,8 +794,8 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_from_urls() {
-        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(display_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(display_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! modified; and the quarantine folder, where an unreadable letter's files are copied with
 //! the reason in a file beside them.
 
-use sha2::{Digest, Sha256};
+use crate::digest::sha256;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,11 +37,6 @@ impl FileStoreError {
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> FileStoreError + '_ {
     move |source| FileStoreError::Write { path: path.to_path_buf(), source }
-}
-
-/// The sha256 of some bytes.
-pub fn sha256(bytes: &[u8]) -> Sha256Hex {
-    Sha256Hex::from_digest(&Sha256::digest(bytes).into())
 }
 
 /// Content-addressed originals and the quarantine folder under one data directory.

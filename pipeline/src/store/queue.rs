@@ -15,60 +15,7 @@ use super::{now_ms, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
-
-/// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// Register a letter whose originals are stored.
-    Letter,
-    /// Re-run OCR and/or the rules over a registered case.
-    Rerun,
-}
-
-impl JobKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Letter => "letter",
-            JobKind::Rerun => "rerun",
-        }
-    }
-
-    fn parse(s: &str) -> Result<JobKind, StoreError> {
-        match s {
-            "letter" => Ok(JobKind::Letter),
-            "rerun" => Ok(JobKind::Rerun),
-            other => Err(StoreError::Corrupt(format!("job kind {other}"))),
-        }
-    }
-}
-
-/// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Queued,
-    Running,
-    Done,
-    Failed,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<JobState, StoreError> {
-        [JobState::Queued, JobState::Running, JobState::Done, JobState::Failed]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| StoreError::Corrupt(format!("job state {s}")))
-    }
-}
+pub use xinfang_models::{JobKind, JobState};
 
 /// One original of a queued letter: enough to find its bytes in the file store.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,15 +135,20 @@ fn host_name() -> String {
 const JOB_COLUMNS: &str = "job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
                            max_attempts, last_error, result, created_at";
 
+/// A stored name read back; a name this binary does not know means the store is damaged.
+fn parse_name<T>(s: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<T, StoreError> {
+    parse(s).ok_or_else(|| StoreError::Corrupt(format!("{what} {s}")))
+}
+
 fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
     Ok(Job {
         job_id: r.try_get("job_id")?,
-        kind: JobKind::parse(&r.try_get::<String, _>("kind")?)?,
+        kind: parse_name(&r.try_get::<String, _>("kind")?, JobKind::parse, "job kind")?,
         letter_sha256: r.try_get("letter_sha256")?,
         case_no: r.try_get("case_no")?,
         source_name: r.try_get("source_name")?,
         payload: r.try_get("payload")?,
-        state: JobState::parse(&r.try_get::<String, _>("state")?)?,
+        state: parse_name(&r.try_get::<String, _>("state")?, JobState::parse, "job state")?,
         attempts: u32::try_from(r.try_get::<i64, _>("attempts")?).unwrap_or(u32::MAX),
         max_attempts: u32::try_from(r.try_get::<i64, _>("max_attempts")?).unwrap_or(0),
         last_error: r.try_get("last_error")?,
@@ -404,7 +356,7 @@ impl Store {
         let mut c = QueueCounts::default();
         for r in rows {
             let n: i64 = r.try_get("n")?;
-            match JobState::parse(&r.try_get::<String, _>("state")?)? {
+            match parse_name(&r.try_get::<String, _>("state")?, JobState::parse, "job state")? {
                 JobState::Queued => c.queued = n,
                 JobState::Running => c.running = n,
                 JobState::Done => c.done = n,

@@ -6,16 +6,17 @@
 //! **Invariant:** nothing here ever overwrites a `case_reviews` row except `record_review`.
 
 use super::{
-    now_ms, parse_case_no, queue, repeat_candidates, sha256, stored_decision, take_registry_lock, Decided,
+    now_ms, parse_case_no, queue, repeat_candidates, stored_decision, take_registry_lock, write_understanding,
     RepeatLookup, Store, StoreError,
 };
+use crate::digest::sha256;
 use serde::Serialize;
 use sqlx::Row;
-use xinfang_models::{CaseNo, Decision, InputFormat, PageText, ReporterIdentity};
+use xinfang_models::{CaseNo, Decision, InputFormat, PageText, ReporterIdentity, ReviewEdit, RunKind, Understanding};
 
 /// A run to record.
 pub(super) struct RunRecord<'a> {
-    pub kind: &'a str,
+    pub kind: RunKind,
     pub ocr_engine: Option<&'a str>,
     pub text: &'a str,
     pub decision: &'a Decision,
@@ -42,7 +43,7 @@ pub(super) async fn insert_run(
     )
     .bind(no)
     .bind(run_no)
-    .bind(r.kind)
+    .bind(r.kind.as_str())
     .bind(r.ocr_engine)
     .bind(&r.decision.rules_version)
     .bind(sha256(r.text.as_bytes()).to_string())
@@ -110,27 +111,6 @@ pub(super) async fn write_decision_row(
     Ok(())
 }
 
-/// The fields a reviewer decides, as `field: old → new` for each that differs.
-pub fn decision_changes(old: &Decision, new: &Decision) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cmp = |field: &str, a: String, b: String| {
-        if a != b {
-            out.push(format!("{field}: {a} → {b}"));
-        }
-    };
-    cmp("class", old.class.as_str().into(), new.class.as_str().into());
-    cmp("in_scope", old.in_scope.to_string(), new.in_scope.to_string());
-    cmp("named", old.named.to_string(), new.named.to_string());
-    let level = |d: &Decision| d.handling_level.map_or("-".to_string(), |l| l.as_str().to_string());
-    cmp("level", level(old), level(new));
-    let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
-    cmp("sub_kind", opt(&old.sub_kind), opt(&new.sub_kind));
-    cmp("forward_to", opt(&old.forward_to), opt(&new.forward_to));
-    cmp("repeat_of", opt(&old.repeat_of), opt(&new.repeat_of));
-    cmp("new_facts_of", opt(&old.new_facts_of), opt(&new.new_facts_of));
-    out
-}
-
 /// A stored case as a re-run needs it.
 #[derive(Debug, Clone)]
 pub struct CaseForRerun {
@@ -159,15 +139,15 @@ pub struct Review {
 /// What a re-run produced, before it is settled against earlier letters and stored.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// `ocr` (originals read again) or `rules` (the rules only, over the stored text).
-    pub kind: &'static str,
+    /// `Ocr` (originals read again) or `Rules` (the rules only, over the stored text).
+    pub kind: RunKind,
     pub ocr_engine: Option<String>,
     /// New pages, when the originals were read again.
     pub pages: Option<Vec<PageText>>,
     pub ocr_confidence: Option<f32>,
     /// The redacted letter text.
     pub text: String,
-    pub decided: Decided,
+    pub understanding: Understanding,
     pub pages_need_review: bool,
 }
 
@@ -204,10 +184,7 @@ impl Store {
                 byte_len: u64::try_from(r.try_get::<i64, _>("byte_len")?).unwrap_or(0),
             });
         }
-        let stub = self
-            .decision(case_no)
-            .await?
-            .is_some_and(|d| d.in_scope && d.handling_level == Some(xinfang_models::HandlingLevel::Higher));
+        let stub = self.decision(case_no).await?.is_some_and(|d| d.routes_up());
         let identity = self
             .read_identity(case_no, "xinfang reprocess", "system", "re-run the rules over the letter")
             .await?
@@ -244,20 +221,21 @@ impl Store {
         .transpose()
     }
 
-    /// Records a reviewer's decision: it becomes the standing decision and stands over any
-    /// later rules run. Returns what it changed.
-    pub async fn record_review(
-        &self,
-        case_no: &CaseNo,
-        reviewer: &str,
-        decision: &Decision,
-        note: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    /// Records a reviewer's decision: the case's decision (the earlier reviewer's, else the
+    /// standing one) as `edit` leaves it (`Decision::reviewed`). It becomes the standing
+    /// decision and stands over any later rules run. Returns what it changed of the standing
+    /// decision, or `None` when the case has no decision to review.
+    pub async fn record_review(&self, case_no: &CaseNo, edit: &ReviewEdit) -> Result<Option<Vec<String>>, StoreError> {
         let no = case_no.to_string();
         let now = now_ms();
-        let before = self.decision(case_no).await?;
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
+        let before = stored_decision(&mut tx, "case_decisions", &no).await?;
+        let Some(base) = stored_decision(&mut tx, "case_reviews", &no).await?.or_else(|| before.clone()) else {
+            return Ok(None);
+        };
+        let decision = &base.reviewed(edit);
+        let (reviewer, note) = (edit.reviewer.as_str(), edit.note.as_str());
         let json = serde_json::to_string(decision).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
         sqlx::query("DELETE FROM case_reviews WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO case_reviews (case_no, reviewer, decision, note, at) VALUES ($1, $2, $3, $4, $5)")
@@ -274,11 +252,11 @@ impl Store {
             .bind(&no)
             .execute(&mut *tx)
             .await?;
-        let changes = before.as_ref().map(|b| decision_changes(b, decision)).unwrap_or_default();
+        let changes = before.as_ref().map(|b| decision.changes_from(b)).unwrap_or_default();
         let detail = if changes.is_empty() { "confirmed".to_string() } else { changes.join("; ") };
         insert_event(&mut tx, &no, reviewer, "reviewed", &detail, now).await?;
         tx.commit().await?;
-        Ok(changes)
+        Ok(Some(changes))
     }
 
     /// Stores a re-run of a case: settles it against the letters received before the case
@@ -296,9 +274,10 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
+        let mut decided = run.understanding.clone();
         let candidates =
-            repeat_candidates(&mut tx, lookup.keys, lookup.limits, Some((case.received_at, no.as_str()))).await?;
-        let mut decided = run.decided.clone();
+            repeat_candidates(&mut tx, &decided.lookup_keys, lookup.limits, Some((case.received_at, no.as_str())))
+                .await?;
         (lookup.settle)(&mut decided, &candidates);
         let reviewed = stored_decision(&mut tx, "case_reviews", &no).await?;
         let standing = stored_decision(&mut tx, "case_decisions", &no).await?;
@@ -310,7 +289,7 @@ impl Store {
         // The standing decision the run is compared with: the reviewer's when there is one.
         let applied = reviewed.is_none();
         let changes =
-            reviewed.as_ref().or(standing.as_ref()).map(|d| decision_changes(d, &decided.decision)).unwrap_or_default();
+            reviewed.as_ref().or(standing.as_ref()).map(|d| decided.decision.changes_from(d)).unwrap_or_default();
         if applied {
             self.replace_results(&mut tx, case, run, &decided, now).await?;
         }
@@ -360,42 +339,13 @@ impl Store {
         tx: &mut sqlx::AnyConnection,
         case: &CaseForRerun,
         run: &RunResult,
-        decided: &Decided,
+        decided: &Understanding,
         now: i64,
     ) -> Result<(), StoreError> {
         let no = case.case_no.to_string();
-        let dd = &decided.decision;
-        write_decision_row(&mut *tx, &no, dd, now).await?;
-        let root = dd.repeat_of.clone().unwrap_or_else(|| no.clone());
-        let fp = serde_json::to_string(&decided.fingerprint)
-            .map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
-        sqlx::query("DELETE FROM case_fingerprints WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3)")
-            .bind(&no)
-            .bind(root)
-            .bind(fp)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM repeat_keys WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
-        super::insert_keys(&mut *tx, &no, &decided.keys, case.received_at).await?;
-        if !decided.identity.is_empty() {
-            let id = &decided.identity;
-            sqlx::query(
-                "INSERT INTO reporter_identities (case_no, name, phone, id_number, address, unit, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (case_no) DO NOTHING",
-            )
-            .bind(&no)
-            .bind(id.name.as_deref())
-            .bind(id.phone.as_deref())
-            .bind(id.id_number.as_deref())
-            .bind(id.address.as_deref())
-            .bind(id.unit.as_deref())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_understanding(&mut *tx, &no, decided, case.received_at, now).await?;
         let stub = decided.routing_stub();
-        let review = dd.review || run.pages_need_review;
+        let review = decided.decision.review || run.pages_need_review;
         if let Some(pages) = &run.pages {
             sqlx::query("DELETE FROM pages WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
             for p in pages {
@@ -466,4 +416,92 @@ pub struct CaseSelection {
     pub to_ms: Option<i64>,
     pub class: Option<xinfang_models::LetterClass>,
     pub cases: Vec<CaseNo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewCase, Registration};
+    use xinfang_models::{CandidateLimits, Channel, Fingerprint, LetterClass, PageOrigin};
+
+    fn understanding(class: LetterClass, rules: &str) -> Understanding {
+        Understanding {
+            decision: Decision::bare(class, rules),
+            identity: ReporterIdentity { name: Some("杨春生".into()), ..ReporterIdentity::default() },
+            fingerprint: Fingerprint {
+                subjects: Vec::new(),
+                minhash: vec![1, 2],
+                facts: Vec::new(),
+                amounts: Vec::new(),
+                claims_new: false,
+            },
+            keys: vec!["nkey".into()],
+            lookup_keys: Vec::new(),
+        }
+    }
+
+    async fn one_case(store: &Store) -> CaseNo {
+        let text = "反映镇长王某收受红包";
+        let new = NewCase {
+            organ: "QLX".into(),
+            channel: Channel::Letter,
+            letter_sha256: sha256(text.as_bytes()),
+            source_name: "a.txt".into(),
+            format: InputFormat::Text,
+            originals: Vec::new(),
+            pages: vec![PageText::from_text(1, PageOrigin::Transcript, text.into())],
+            ocr_confidence: None,
+            text: text.into(),
+            needs_review: false,
+            received_at: now_ms(),
+            understanding: Some(understanding(LetterClass::Accusation, "r1")),
+            ocr_engine: None,
+            manual: None,
+        };
+        let (Registration::Registered(no), _) = store.register_letter(&new, None, None).await.expect("register") else {
+            panic!("a new case")
+        };
+        no
+    }
+
+    #[tokio::test]
+    async fn a_reviewers_decision_stands_over_later_runs_and_every_run_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display())).await.expect("open");
+        let no = one_case(&store).await;
+        let case = store.case_for_rerun(&no).await.expect("load").expect("exists");
+        assert_eq!(case.identity.name.as_deref(), Some("杨春生"), "a re-run gets the identity back");
+        let run = RunResult {
+            kind: RunKind::Rules,
+            ocr_engine: None,
+            pages: None,
+            ocr_confidence: None,
+            text: String::new(),
+            understanding: understanding(LetterClass::Suggestion, "r2"),
+            pages_need_review: false,
+        };
+        let keep = |_: &mut Understanding, _: &[xinfang_models::Candidate]| {};
+        let lookup = RepeatLookup { limits: CandidateLimits { per_key: 10, total: 10 }, settle: &keep };
+        let applied = store.apply_run(&case, &run, lookup, None).await.expect("apply");
+        assert_eq!(applied, RunOutcome::Applied { changes: vec!["class: 检举控告 → 批评建议".into()] });
+        let edit =
+            ReviewEdit { reviewer: "王审".into(), class: Some(LetterClass::Accusation), ..ReviewEdit::default() };
+        let changes = store.record_review(&no, &edit).await.expect("review").expect("a decision");
+        assert_eq!(changes, ["class: 批评建议 → 检举控告"]);
+        let again = store.apply_run(&case, &run, lookup, None).await.expect("apply again");
+        assert!(matches!(&again, RunOutcome::Suggested { changes } if changes.len() == 1), "{again:?}");
+        assert_eq!(store.decision(&no).await.expect("read").map(|d| d.class), Some(LetterClass::Accusation));
+        let runs: i64 = sqlx::query("SELECT COUNT(*) AS n FROM case_runs WHERE case_no = $1")
+            .bind(no.to_string())
+            .fetch_one(&store.pool)
+            .await
+            .expect("count")
+            .try_get("n")
+            .expect("n");
+        assert_eq!(runs, 3, "intake, the applied run and the suggested one");
+        let missing = CaseNo { seq: 99, ..no };
+        assert_eq!(store.record_review(&missing, &edit).await.expect("review"), None, "nothing to review");
+        store.close().await;
+    }
 }

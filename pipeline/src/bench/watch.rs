@@ -3,13 +3,14 @@
 //! the end: every file dropped must end as exactly one case (archived) or one quarantined
 //! file, with nothing left in the folder or the queue.
 
-use crate::config::Config;
-use crate::store::{files_below, sha256, JobKind, Store, StoreError};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+use xinfang::config::Config;
+use xinfang::digest::sha256;
+use xinfang::store::{files_below, JobKind, Store, StoreError};
 
 #[derive(Debug, Error)]
 pub enum BenchWatchError {
@@ -33,7 +34,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchWatchError
 fn scratch_config(cfg_path: Option<&Path>, cfg: &Config, root: &Path) -> Result<PathBuf, BenchWatchError> {
     let text = match cfg_path {
         Some(p) => std::fs::read_to_string(p).map_err(io(format!("reading {}", p.display())))?,
-        None => crate::cli::DEFAULT_CONFIG.to_string(),
+        None => xinfang::config::BUILTIN.to_string(),
     };
     let mut doc: toml::Table = toml::from_str(&text).map_err(|e| BenchWatchError::Config(e.to_string()))?;
     let set = |doc: &mut toml::Table, table: &str, key: &str, v: toml::Value| {
@@ -100,7 +101,7 @@ pub async fn watch(
     std::fs::create_dir_all(&inbox).map_err(io("creating the inbox"))?;
     let config = scratch_config(cfg_path, cfg, &root)?;
     let log = root.join("watch.log");
-    let mut generator = crate::bench_ingest::Generator::new();
+    let mut generator = super::ingest::Generator::new();
     let letters: Vec<String> = (0..files).map(|_| generator.next_letter().text).collect();
     let mut good = BTreeSet::new();
     let mut bad = 0usize;
@@ -146,7 +147,7 @@ pub async fn watch(
 
     let url = format!("sqlite://{}?mode=rwc", root.join("data/xinfang.db").display());
     let store = Store::open(&url).await?;
-    let registered = store.letter_digests().await?;
+    let registered = xinfang::store::fixtures::letter_digests(&store).await?;
     let queue = store.queue_counts(JobKind::Letter, None).await?;
     store.close().await;
     let data = root.join("data");

@@ -3,16 +3,16 @@
 //! side, CER against the ground truth and CPU-seconds per page, plus the two-worker speed-up.
 //! A measurement, not a test: it asserts nothing and prints the targets beside the figures.
 
-use crate::config::Config;
-use crate::intake::{expand_inputs, sorted_entries};
-use crate::metrics::CerCount;
-use crate::stages::ingest::{self, PageContent};
-use crate::stages::normalize::normalize;
-use crate::stages::ocr::OcrPool;
 use anyhow::{Context, Result};
 use image::GrayImage;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use xinfang::config::Config;
+use xinfang::intake::{expand_inputs, sorted_entries};
+use xinfang::metrics::CerCount;
+use xinfang::stages::ingest::{self, PageContent};
+use xinfang::stages::normalize::normalize;
+use xinfang::stages::ocr::OcrPool;
 
 struct BenchPage {
     id: String,

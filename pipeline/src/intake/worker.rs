@@ -6,8 +6,8 @@
 //! that stops at any point leaves its jobs running under a lease that expires, and they are
 //! taken up again.
 
-use crate::intake::{Intake, LeaseKeeper, LetterReport, Prepared, SystemError};
-use crate::reprocess::{PreparedRerun, RerunReport};
+use super::rerun::{PendingRerun, RerunReport};
+use super::{Intake, LeaseKeeper, LetterReport, Pending, SystemError};
 use crate::store::{Job, JobKind};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,8 +37,8 @@ pub enum WorkReport {
 
 /// A claimed job, read and ready to be stored.
 enum Worked {
-    Letter(Result<Prepared, SystemError>),
-    Rerun(Box<Result<Result<PreparedRerun, String>, SystemError>>),
+    Letter(Result<Pending, SystemError>),
+    Rerun(Box<Result<Result<PendingRerun, String>, SystemError>>),
 }
 
 impl Intake {
@@ -47,9 +47,9 @@ impl Intake {
     /// puts the job back with backoff and the worker goes on.
     pub async fn work(&self, opts: WorkOptions, mut on_report: impl FnMut(&WorkReport)) -> Result<u64, SystemError> {
         use futures_util::stream::{self, StreamExt};
-        let _leases = LeaseKeeper::start(self.store().clone(), self.worker().clone(), self.lease());
+        let _leases = LeaseKeeper::start(self.store.clone(), self.worker.clone(), self.lease());
         self.recover().await?;
-        let poll = Duration::from_millis(self.config().queue.poll_ms);
+        let poll = Duration::from_millis(self.cfg.queue.poll_ms);
         let (me, o) = (self, &opts);
         let claims = stream::unfold((), move |()| async move {
             loop {
@@ -70,7 +70,7 @@ impl Intake {
         let worked = claims
             .map(move |job: Job| async move {
                 let w = match job.kind {
-                    JobKind::Letter => Worked::Letter(me.prepare_letter_job(job.clone()).await.1),
+                    JobKind::Letter => Worked::Letter(me.prepare_job(job.clone()).await),
                     // A re-run that stopped its worker each time is not tried again.
                     JobKind::Rerun if job.exhausted() => Worked::Rerun(Box::new(Ok(Err(format!(
                         "gave up after {} attempts: re-running it stopped its worker each time",
@@ -80,13 +80,13 @@ impl Intake {
                 };
                 (job, w)
             })
-            .buffered(self.in_flight());
+            .buffered(self.reader.in_flight());
         let mut worked = std::pin::pin!(worked);
         let mut done = 0;
         while let Some((job, w)) = worked.next().await {
             let outcome = match w {
                 Worked::Letter(p) => match p {
-                    Ok(p) => self.finish_letter_job(&job.source_name, p).await.map(|r| WorkReport::Letter(Box::new(r))),
+                    Ok(p) => self.finish(&job.source_name, None, p).await.map(|r| WorkReport::Letter(Box::new(r))),
                     Err(e) => Err(e),
                 },
                 Worked::Rerun(p) => match *p {
@@ -107,8 +107,7 @@ impl Intake {
                         job.source_name,
                         delay.as_secs()
                     );
-                    if let Err(e2) =
-                        self.store().retry_later(&job.job_id, &e.to_string(), delay.as_millis() as i64).await
+                    if let Err(e2) = self.store.retry_later(&job.job_id, &e.to_string(), delay.as_millis() as i64).await
                     {
                         tracing::error!("cannot queue job {} again ({e2}); its lease will expire", job.job_id);
                     }
@@ -122,17 +121,17 @@ impl Intake {
     async fn claim_next(&self, opts: &WorkOptions) -> Result<Option<Job>, SystemError> {
         let lease = self.lease().as_millis() as i64;
         if opts.letters {
-            if let Some(job) = self.store().claim(self.worker(), JobKind::Letter, None, lease).await? {
+            if let Some(job) = self.store.claim(&self.worker, JobKind::Letter, None, lease).await? {
                 return Ok(Some(job));
             }
         }
         if let Some(prefix) = &opts.reruns {
-            if let Some(job) = self.store().claim(self.worker(), JobKind::Rerun, Some(prefix), lease).await? {
+            if let Some(job) = self.store.claim(&self.worker, JobKind::Rerun, Some(prefix), lease).await? {
                 return Ok(Some(job));
             }
         }
         // Jobs of workers of this machine that are gone need not wait for their leases.
-        self.store().release_dead_local_workers().await?;
+        self.store.release_dead_local_workers().await?;
         Ok(None)
     }
 
@@ -140,17 +139,59 @@ impl Intake {
     async fn queue_drained(&self, opts: &WorkOptions) -> Result<bool, SystemError> {
         let mut drained = true;
         if opts.letters {
-            drained &= self.store().queue_counts(JobKind::Letter, None).await?.drained();
+            drained &= self.store.queue_counts(JobKind::Letter, None).await?.drained();
         }
         if let Some(prefix) = &opts.reruns {
-            drained &= self.store().queue_counts(JobKind::Rerun, Some(prefix)).await?.drained();
+            drained &= self.store.queue_counts(JobKind::Rerun, Some(prefix)).await?.drained();
         }
         Ok(drained)
     }
 
     /// Backoff before a job that failed for a passing reason is tried again.
     fn backoff(&self, job: &Job) -> Duration {
-        let base = self.config().queue.retry_base_secs;
-        Duration::from_secs(base.saturating_mul(1 << job.attempts.saturating_sub(1).min(10)))
+        backoff(self.cfg.queue.retry_base_secs, job.attempts)
+    }
+}
+
+/// `base` seconds after the first attempt, doubled for each further one (at most 1024 ×).
+fn backoff(base_secs: u64, attempts: u32) -> Duration {
+    Duration::from_secs(base_secs.saturating_mul(1 << attempts.saturating_sub(1).min(10)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::{testing, Enqueued};
+    use xinfang_models::{IngestStatus, JobState, LetterClass};
+
+    #[test]
+    fn a_job_that_keeps_failing_waits_twice_as_long_each_time_up_to_a_bound() {
+        let waits: Vec<u64> = [1, 2, 3, 4].iter().map(|&a| backoff(10, a).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80]);
+        assert_eq!(backoff(10, 50), backoff(10, 11), "the doubling stops");
+    }
+
+    #[tokio::test]
+    async fn a_draining_worker_registers_what_is_queued_and_stops() {
+        let t = testing::intake(|_| {}).await;
+        let input = testing::letter(
+            &t,
+            "in/a.txt",
+            "县纪委：\n我举报石桥镇柳河村党支部书记赵德明把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n",
+        );
+        let Enqueued::Queued { job_id } = t.intake.enqueue(&input).await.expect("enqueue") else {
+            panic!("a new letter is queued")
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let opts = WorkOptions { drain: true, letters: true, reruns: None, stop };
+        let mut reports = Vec::new();
+        let done = t.intake.work(opts, |r| reports.push(r.clone())).await.expect("work");
+        assert_eq!(done, 1);
+        let [WorkReport::Letter(l)] = reports.as_slice() else { panic!("one letter report: {reports:?}") };
+        assert_eq!(l.status, IngestStatus::Registered);
+        assert_eq!(l.decision.as_ref().map(|d| d.class), Some(LetterClass::Accusation));
+        let job = t.intake.store.job(&job_id).await.expect("job").expect("exists");
+        assert_eq!((job.state, job.result), (JobState::Done, l.case_no.clone()));
+        t.pool.shutdown().await;
     }
 }

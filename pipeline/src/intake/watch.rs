@@ -15,8 +15,8 @@
 //! the very file that was queued (same signature); re-copies, renames and repeated events
 //! are harmless because letters are named by their content.
 
+use super::{sorted_entries, Enqueued, Intake, LetterInput, SystemError};
 use crate::config::WatchConfig;
-use crate::intake::{sorted_entries, Enqueued, Intake, LetterInput, SystemError};
 use crate::store::{move_aside, write_reason_beside, JobState};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -188,12 +188,7 @@ impl Watcher {
             }
             match &entry.stage {
                 Stage::Settling if take && now.duration_since(entry.since) >= window && !sig.is_empty_folder() => {
-                    let input = LetterInput {
-                        source: path.display().to_string(),
-                        is_folder: path.is_dir(),
-                        path: path.clone(),
-                    };
-                    match intake.enqueue(&input).await? {
+                    match intake.enqueue(&LetterInput::at(&path)).await? {
                         Enqueued::Queued { job_id } => entry.stage = Stage::Queued { job_id },
                         Enqueued::Duplicate { case_no } => {
                             events.push(self.archive(&path, &case_no.to_string())?);
@@ -261,5 +256,55 @@ impl Watcher {
         let to = move_aside(path, &self.quarantine.join(name))?;
         write_reason_beside(&to, &format!("source: {}\nreason: {reason}\n", path.display()))?;
         Ok(WatchEvent::Quarantined { source: path.to_path_buf(), reason: reason.to_string(), to })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intake::testing;
+    use crate::intake::worker::WorkOptions;
+    use crate::store::JobKind;
+
+    async fn drain(intake: &Intake) {
+        let opts = WorkOptions { drain: true, letters: true, reruns: None, stop: Arc::new(AtomicBool::new(false)) };
+        intake.work(opts, |_| {}).await.expect("work");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_letter_is_archived_only_once_its_case_is_committed() {
+        let t = testing::intake(|c| c.watch.stable_secs = 0.0).await;
+        let input =
+            testing::letter(&t, "scans/a.txt", "县纪委：\n反映白沙镇副镇长王建国用公款宴请朋友，花费八千元。\n");
+        let scans = t.dir.path().join("scans");
+        let data = t.dir.path().join("data");
+        let mut w = Watcher::new(vec![scans.clone()], &t.intake.cfg.watch, &data);
+        assert!(w.pass(&t.intake, true).await.expect("pass").is_empty(), "queued, not yet registered");
+        assert!(w.pass(&t.intake, true).await.expect("pass").is_empty(), "its job is not done yet");
+        assert_eq!(t.intake.store.queue_counts(JobKind::Letter, None).await.expect("counts").queued, 1);
+        assert!(input.path.exists(), "nothing is moved before its case is committed");
+        drain(&t.intake).await;
+        let events = w.pass(&t.intake, true).await.expect("pass");
+        let [WatchEvent::Archived { case_no, to, .. }] = events.as_slice() else { panic!("archived: {events:?}") };
+        assert!(case_no.starts_with("QLX-"), "{case_no}");
+        assert!(to.starts_with(data.join("archive")) && to.exists() && !input.path.exists());
+        t.pool.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_file_still_being_written_is_not_taken() {
+        let t = testing::intake(|c| c.watch.stable_secs = 0.3).await;
+        let input = testing::letter(&t, "scans/b.txt", "县纪委：\n");
+        let mut w = Watcher::new(vec![t.dir.path().join("scans")], &t.intake.cfg.watch, &t.dir.path().join("data"));
+        let queued = || async { t.intake.store.queue_counts(JobKind::Letter, None).await.expect("counts").queued };
+        w.pass(&t.intake, true).await.expect("pass");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        std::fs::write(&input.path, "县纪委：\n反映白沙镇副镇长王建国用公款宴请朋友。\n").expect("grows");
+        w.pass(&t.intake, true).await.expect("pass");
+        assert_eq!(queued().await, 0, "it changed since it was seen: its window starts again");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        w.pass(&t.intake, true).await.expect("pass");
+        assert_eq!(queued().await, 1, "stable for the window: taken");
+        t.pool.shutdown().await;
     }
 }

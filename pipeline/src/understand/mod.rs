@@ -1,23 +1,30 @@
 //! Understanding a letter: the chain segment → tag → extract → classify, then the
-//! fingerprint for repeat detection, the deadlines and the redaction of the reporter's
-//! identity from the text. Synchronous and CPU-bound; never touches the store (the intake
-//! looks up repeat candidates between `understand` and `settle`).
+//! fingerprint for repeat detection and the deadlines (`understand`); the repeat verdict
+//! over the earlier letters the store found (`settle`); and the redaction of the reporter's
+//! identity from the text, pages and word boxes (`redact`). Synchronous and CPU-bound; never
+//! touches the store (the intake's registration calls `settle` inside its transaction).
 //!
 //! **Invariant:** an undecidable letter is a review item with reasons, never an error.
+//! **Invariant:** understanding imports the stages and `config`, never the store or intake.
 
+mod redact;
+
+pub use redact::{replace_identity, restore};
+
+use crate::config::catalogue::Catalogue;
 use crate::stages::calendar::WorkCalendar;
-use crate::stages::catalogue::Catalogue;
 use crate::stages::classify::Classifier;
 use crate::stages::extract::{ExtractError, Extractor};
 use crate::stages::normalize::is_han;
-use crate::stages::repeat::{Candidate, Fingerprint, RepeatRulesCompiled, RepeatVerdict};
+use crate::stages::repeat::{RepeatRulesCompiled, RepeatVerdict};
 use crate::stages::segment::{SegmentError, Segmenter};
 use crate::stages::tag::{Category, TagError, Tagger};
 use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::sync::Arc;
 use thiserror::Error;
-use xinfang_models::{Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity};
+use xinfang_models::{Candidate, CandidateLimits, Understanding};
+use xinfang_models::{Deadline, Decision, HandlingLevel, LetterClass, PageText, ReporterIdentity};
 
 /// Problems building the understanding stages (bad rule data).
 #[derive(Debug, Error)]
@@ -28,19 +35,6 @@ pub enum UnderstandError {
     Tag(#[from] TagError),
     #[error(transparent)]
     Extract(#[from] ExtractError),
-}
-
-/// What the rules made of one letter, before it is stored.
-#[derive(Debug, Clone)]
-pub struct Understanding {
-    pub decision: Decision,
-    /// The reporter's identity: stored apart from the letter, never logged.
-    pub identity: ReporterIdentity,
-    pub fingerprint: Fingerprint,
-    /// Index keys stored with the case.
-    pub keys: Vec<String>,
-    /// Keys this letter's repeat candidates are looked up by.
-    pub lookup_keys: Vec<String>,
 }
 
 /// The compiled stages.
@@ -80,6 +74,11 @@ impl Understander {
 
     pub fn repeat_rules(&self) -> &RepeatRulesCompiled {
         &self.repeat
+    }
+
+    /// How far a repeat lookup for these rules reads.
+    pub fn candidate_limits(&self) -> CandidateLimits {
+        self.cat.rules.repeat.limits()
     }
 
     /// Folds traditional characters to simplified (same byte length, so offsets hold).
@@ -142,23 +141,9 @@ impl Understander {
     /// and sent to review with the reason, never lost.
     pub fn undecided(&self, reason: &str) -> Understanding {
         let decision = Decision {
-            class: LetterClass::NoSubstance,
-            in_scope: false,
-            sub_kind: None,
-            named: false,
-            subjects: Vec::new(),
-            handling_level: None,
-            forward_to: None,
-            repeat_of: None,
-            new_facts_of: None,
-            domains: Vec::new(),
-            keywords: Vec::new(),
-            copied_to: Vec::new(),
-            score: 0.0,
             review: true,
             reasons: vec![format!("review: the rules could not read this letter ({reason}); decide it by hand")],
-            deadlines: Vec::new(),
-            rules_version: self.cat.rules.version.clone(),
+            ..Decision::bare(LetterClass::NoSubstance, &self.cat.rules.version)
         };
         let fingerprint = self.repeat.fingerprint(&[], std::iter::empty(), &[], &[], false);
         Understanding {
@@ -170,21 +155,12 @@ impl Understander {
         }
     }
 
-    /// Judges repeat candidates (found by the store through `keys`) and completes the
-    /// decision: links, review, and deadlines (a repeat gets no notice of acceptance).
+    /// Judges repeat candidates (found by the store through the lookup keys) and completes
+    /// the decision: links, review, and deadlines (a repeat gets no notice of acceptance).
+    /// The registration calls it inside its transaction.
     pub fn settle(&self, u: &mut Understanding, candidates: &[Candidate], received: NaiveDate) -> RepeatVerdict {
-        self.settle_decision(&mut u.decision, &u.fingerprint, candidates, received)
-    }
-
-    /// `settle` on the parts of an understanding (the store calls it inside the registration).
-    pub fn settle_decision(
-        &self,
-        d: &mut Decision,
-        fingerprint: &Fingerprint,
-        candidates: &[Candidate],
-        received: NaiveDate,
-    ) -> RepeatVerdict {
-        let verdict = self.repeat.judge(fingerprint, candidates);
+        let verdict = self.repeat.judge(&u.fingerprint, candidates);
+        let d = &mut u.decision;
         d.repeat_of.clone_from(&verdict.repeat_of);
         d.new_facts_of.clone_from(&verdict.new_facts_of);
         d.reasons.extend(verdict.reasons.iter().cloned());
@@ -226,35 +202,12 @@ impl Understander {
             .collect()
     }
 
-    /// `redact`, also where the letter wrote the identity in traditional characters (the
-    /// rules read folded text, so the identity they found is simplified).
-    pub fn redact(&self, text: &str, identity: &ReporterIdentity) -> String {
-        let folded = self.fold(text);
-        // Per character, the field that covers it; longer values first, so that a name
-        // inside the address is part of the address.
-        let mut marks: Vec<Option<&str>> = vec![None; text.chars().count()];
-        let mut fields = identity_fields(identity);
-        fields.sort_by_key(|(_, v)| std::cmp::Reverse(v.chars().count()));
-        for (marker, needle) in fields {
-            let n = needle.chars().count();
-            for (byte, _) in folded.match_indices(needle) {
-                let start = folded[..byte].chars().count();
-                for m in &mut marks[start..start + n] {
-                    m.get_or_insert(marker);
-                }
-            }
-        }
-        let mut out = String::with_capacity(text.len());
-        let mut prev: Option<&str> = None;
-        for (c, mark) in text.chars().zip(marks) {
-            match mark {
-                Some(m) if prev != Some(m) => out.push_str(m),
-                Some(_) => {}
-                None => out.push(c),
-            }
-            prev = mark;
-        }
-        redact(&out, identity)
+    /// Takes the reporter's identity out of a letter: the pages' text and word boxes in place,
+    /// and the letter's text, returned; also where the letter wrote the identity in
+    /// traditional characters (the rules read folded text, so the identity they found is
+    /// simplified).
+    pub fn redact(&self, text: &str, pages: &mut [PageText], identity: &ReporterIdentity) -> String {
+        redact::redact_letter(&|t| self.fold(t), text, pages, identity)
     }
 
     /// Sets the deadlines and says so when one runs past the calendar's coverage.
@@ -291,93 +244,6 @@ pub fn unwrap_lines(text: &str) -> String {
     out
 }
 
-/// The letter text with the reporter's identifying strings replaced, for storage apart from
-/// the identity itself.
-pub fn redact(text: &str, identity: &ReporterIdentity) -> String {
-    let mut out = text.to_string();
-    for (marker, value) in identity_fields(identity) {
-        out = out.replace(value, marker);
-    }
-    if let Some(phone) = identity.phone.as_deref() {
-        // The number may be written with spaces or dashes between its digits.
-        out = redact_digits(&out, phone);
-    }
-    out
-}
-
-/// The markers that stand for the reporter's identity in stored text, one per field, so
-/// that a re-run of the rules can put the identity back (`restore`) and decide as before.
-const NAME_MARK: &str = "〔举报人姓名〕";
-const PHONE_MARK: &str = "〔举报人电话〕";
-const ID_MARK: &str = "〔举报人证件号〕";
-const ADDRESS_MARK: &str = "〔举报人住址〕";
-
-/// The identifying fields with their markers (values of at least two characters).
-fn identity_fields(identity: &ReporterIdentity) -> Vec<(&'static str, &str)> {
-    [
-        (NAME_MARK, &identity.name),
-        (PHONE_MARK, &identity.phone),
-        (ID_MARK, &identity.id_number),
-        (ADDRESS_MARK, &identity.address),
-    ]
-    .into_iter()
-    .filter_map(|(m, v)| v.as_deref().map(|v| (m, v)))
-    .filter(|(_, v)| v.chars().count() >= 2)
-    .collect()
-}
-
-/// Puts the reporter's identity back where `redact` marked it: the text the rules read at
-/// intake, for a re-run of the rules without OCR. Never stored or logged.
-pub fn restore(text: &str, identity: &ReporterIdentity) -> String {
-    let mut out = text.to_string();
-    for (marker, value) in [
-        (NAME_MARK, &identity.name),
-        (PHONE_MARK, &identity.phone),
-        (ID_MARK, &identity.id_number),
-        (ADDRESS_MARK, &identity.address),
-    ] {
-        if let Some(v) = value {
-            out = out.replace(marker, v);
-        }
-    }
-    out
-}
-
-/// Replaces a digit sequence written with separators (139 0735 2846).
-fn redact_digits(text: &str, digits: &str) -> String {
-    let want: Vec<char> = digits.chars().filter(char::is_ascii_digit).collect();
-    if want.len() < 7 {
-        return text.to_string();
-    }
-    let chars: Vec<(usize, char)> = text.char_indices().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut copied_to = 0;
-    while i < chars.len() {
-        let mut j = i;
-        let mut k = 0;
-        while j < chars.len() && k < want.len() {
-            let c = chars[j].1;
-            if c == want[k] {
-                k += 1;
-            } else if !(k > 0 && (c == ' ' || c == '-')) {
-                break;
-            }
-            j += 1;
-        }
-        if k == want.len() {
-            out.push_str(&text[copied_to..chars[i].0]);
-            out.push_str(PHONE_MARK);
-            copied_to = if j < chars.len() { chars[j].0 } else { text.len() };
-            i = j;
-        } else {
-            i += 1;
-        }
-    }
-    out.push_str(&text[copied_to..]);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,7 +252,7 @@ mod tests {
     fn a_name_written_in_traditional_characters_is_redacted_too() {
         let u = Understander::new(&Catalogue::builtin().expect("rules")).expect("stages");
         let id = ReporterIdentity { name: Some("刘长根".into()), ..Default::default() };
-        assert_eq!(u.redact("舉報人：劉長根，電話", &id), "舉報人：〔举报人姓名〕，電話");
+        assert_eq!(u.redact("舉報人：劉長根，電話", &mut [], &id), "舉報人：〔举报人姓名〕，電話");
     }
 
     #[test]
@@ -395,7 +261,7 @@ mod tests {
         let letter = "举报人：李春生，电话13907352846，住青岚县河西路8号。反映镇长王某收受红包。";
         let day = NaiveDate::from_ymd_opt(2026, 3, 2).expect("date");
         let first = u.understand(letter, day);
-        let stored = u.redact(letter, &first.identity);
+        let stored = u.redact(letter, &mut [], &first.identity);
         assert!(!stored.contains("李春生") && !stored.contains("13907352846"), "{stored}");
         let again = u.understand(&restore(&stored, &first.identity), day);
         assert_eq!(again.decision, first.decision);
@@ -407,15 +273,5 @@ mod tests {
         let t =
             unwrap_lines("学校的食品由校长秦某某指定的一家公司供应，这家公司的老板\n是秦某某的妻弟。\n举报人：李四");
         assert_eq!(t, "学校的食品由校长秦某某指定的一家公司供应，这家公司的老板是秦某某的妻弟。\n举报人：李四");
-    }
-
-    #[test]
-    fn identity_is_redacted_even_when_spaced() {
-        let id =
-            ReporterIdentity {
-                name: Some("李春生".into()), phone: Some("13907352846".into()), ..Default::default()
-            };
-        let t = redact("举报人：李春生，电话139 0735 2846。", &id);
-        assert!(!t.contains("李春生") && !t.contains("2846"), "{t}");
     }
 }

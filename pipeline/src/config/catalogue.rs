@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use xinfang_models::CandidateLimits;
 
 /// Problems with the rule files.
 #[derive(Debug, Error)]
@@ -194,13 +195,6 @@ impl RepeatRules {
     pub fn limits(&self) -> CandidateLimits {
         CandidateLimits { per_key: self.max_candidates_per_key, total: self.max_candidates }
     }
-}
-
-/// Bounds of a repeat lookup: index entries read per key, fingerprints compared in all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CandidateLimits {
-    pub per_key: u32,
-    pub total: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

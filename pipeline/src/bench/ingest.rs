@@ -6,17 +6,17 @@
 //! measurement, not a test: the issue sets no numeric target, so the figures are printed side
 //! by side. Nothing is written to the user's store or data directory.
 
-use crate::config::Config;
-use crate::intake::{Intake, LetterInput, LetterReport, SystemError};
-use crate::stages::catalogue::CatalogueError;
-use crate::stages::ocr::{OcrError, OcrPool};
-use crate::store::{redact, Store, StoreError};
-use crate::understand::{UnderstandError, Understander};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use thiserror::Error;
+use xinfang::config::catalogue::CatalogueError;
+use xinfang::config::Config;
+use xinfang::intake::{Intake, LetterInput, LetterReport, SystemError};
+use xinfang::stages::ocr::{OcrError, OcrPool};
+use xinfang::store::{display_url, Store, StoreError};
+use xinfang::understand::{UnderstandError, Understander};
 use xinfang_models::{IngestStatus, LetterClass};
 
 /// Why the benchmark could not run.
@@ -27,7 +27,7 @@ pub enum BenchIngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] xinfang::config::ConfigError),
     #[error(transparent)]
     Catalogue(#[from] CatalogueError),
     #[error(transparent)]
@@ -51,7 +51,7 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error)
 // ---------------------------------------------------------------------------------------------
 // The letters
 
-use crate::bench_rules::Rng;
+use super::rules::Rng;
 
 const SURNAMES: &[&str] = &[
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林",
@@ -467,7 +467,7 @@ impl Generator {
                 let (m, key) = self.matter();
                 (self.first(&m), Some((m, key)))
             };
-            if self.seen.insert(crate::stages::repeat::stable_hash(&letter.text)) {
+            if self.seen.insert(xinfang::stages::repeat::stable_hash(&letter.text)) {
                 if let Some((m, key)) = matter {
                     self.reported.insert(key);
                     self.matters.push(m);
@@ -598,14 +598,14 @@ impl Generator {
             let fitting: Vec<usize> = (0..ACTS.len()).filter(|&i| ACTS[i].cats.contains(&cat)).collect();
             let act = *self.rng.pick(&fitting);
             let canonical = if post == "支书" { alias } else { post };
-            let key = crate::stages::repeat::stable_hash(&format!("{unit}|{canonical}|{holder}"));
+            let key = xinfang::stages::repeat::stable_hash(&format!("{unit}|{canonical}|{holder}"));
             if attempt >= 8 || !self.reported.contains(&key) {
                 break (town, cat, unit, post, alias, holder, act, key);
             }
         };
         let canonical = if post == "支书" { alias } else { post };
         // The official's name follows from the post: 支书 and 党支部书记 are the same person.
-        let mut official = Rng(crate::stages::repeat::stable_hash(&format!("{unit}|{canonical}|{holder}")) | 1);
+        let mut official = Rng(xinfang::stages::repeat::stable_hash(&format!("{unit}|{canonical}|{holder}")) | 1);
         let a = &ACTS[act];
         let written = self.date();
         let when = if written.1 > 2 { (written.0, written.1 - self.rng.range(1, 2)) } else { (written.0 - 1, 10) };
@@ -880,7 +880,7 @@ fn reset_peak() -> bool {
 
 /// Total size of the files below `dir`.
 fn dir_bytes(dir: &Path) -> u64 {
-    crate::store::files_below(dir).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
+    xinfang::store::files_below(dir).iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum()
 }
 
 /// One backend's figures.
@@ -998,16 +998,17 @@ impl Row {
             }
             IngestStatus::Duplicate => {}
         }
-        if r.repeat_of.is_some() {
+        let d = r.decision.as_ref();
+        if d.is_some_and(|d| d.repeat_of.is_some()) {
             self.repeats += 1;
             if kind == Kind::Repeat {
                 self.true_repeats += 1;
             }
         }
-        if r.new_facts_of.is_some() {
+        if d.is_some_and(|d| d.new_facts_of.is_some()) {
             self.new_facts += 1;
         }
-        if let Some(c) = r.class {
+        if let Some(c) = d.map(|d| d.class) {
             if let Some(i) = LetterClass::ALL.iter().position(|x| *x == c) {
                 self.classes[i] += 1;
             }
@@ -1020,7 +1021,7 @@ impl Row {
 
 /// The URL of database `name` on the server of the admin URL `admin` (path replaced, query kept).
 fn database_url(admin: &str, name: &str) -> Result<String, BenchIngestError> {
-    let bad = || BenchIngestError::PostgresUrl { url: redact(admin) };
+    let bad = || BenchIngestError::PostgresUrl { url: display_url(admin) };
     let scheme_end = admin.find("://").ok_or_else(bad)?;
     if !matches!(&admin[..scheme_end], "postgres" | "postgresql") {
         return Err(bad());
@@ -1039,8 +1040,9 @@ fn database_url(admin: &str, name: &str) -> Result<String, BenchIngestError> {
 
 async fn admin_exec(admin: &str, sql: &str) -> Result<(), BenchIngestError> {
     use sqlx::Connection;
-    let fail =
-        |action: String| move |source: sqlx::Error| BenchIngestError::Postgres { url: redact(admin), action, source };
+    let fail = |action: String| {
+        move |source: sqlx::Error| BenchIngestError::Postgres { url: display_url(admin), action, source }
+    };
     let mut conn = sqlx::AnyConnection::connect(admin).await.map_err(fail("cannot connect".into()))?;
     let result = sqlx::query(sql).execute(&mut conn).await.map(|_| ()).map_err(fail(sql.to_string()));
     let _ = conn.close().await;

@@ -1,11 +1,24 @@
 //! Runtime configuration: `config/xinfang.toml` parsed into serde structs that deny unknown
-//! fields, then validated as a whole so that every problem is reported at once.
-//! Each stage receives only its own section. Secrets never live here.
+//! fields, then validated as a whole so that every problem is reported at once; and the rule
+//! data of the understanding stages (`catalogue`), read from the files that configuration
+//! names. Each stage receives only its own section. Secrets never live here.
+//!
+//! **Invariant:** configuration imports nothing of the pipeline above it (stages, store,
+//! intake): everything else reads it.
 
+pub mod catalogue;
+
+use catalogue::{Catalogue, CatalogueError};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 use xinfang_models::{CaseNo, Channel};
+
+/// The shipped configuration, compiled into the binary.
+pub const BUILTIN: &str = include_str!("../../../config/xinfang.toml");
+
+/// Where the configuration is looked for when none is named.
+pub const DEFAULT_PATH: &str = "config/xinfang.toml";
 
 /// Problems loading or validating the configuration.
 #[derive(Debug, Error)]
@@ -26,7 +39,7 @@ pub struct Config {
     pub numbering: NumberingConfig,
     pub limits: Limits,
     pub ocr: OcrConfig,
-    pub rules: crate::stages::catalogue::RulePaths,
+    pub rules: catalogue::RulePaths,
     pub access: AccessConfig,
     #[serde(default)]
     pub queue: QueueConfig,
@@ -274,9 +287,30 @@ impl Config {
         p
     }
 
+    /// The configuration compiled into the binary (the shipped `config/xinfang.toml`), used
+    /// when no config file is found; its rule data is the built-in copy too.
+    pub fn builtin() -> Result<Config, ConfigError> {
+        Config::parse(BUILTIN, Path::new("<built-in config>"))
+    }
+
+    /// The configuration file given, else `config/xinfang.toml` when it exists, else the
+    /// built-in configuration.
+    pub fn find(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load(p),
+            None => {
+                let default = Path::new(DEFAULT_PATH);
+                if default.exists() {
+                    Config::load(default)
+                } else {
+                    Config::builtin()
+                }
+            }
+        }
+    }
+
     /// The rule data of the understanding stages, read and validated.
-    pub fn catalogue(&self) -> Result<crate::stages::catalogue::Catalogue, crate::stages::catalogue::CatalogueError> {
-        use crate::stages::catalogue::Catalogue;
+    pub fn catalogue(&self) -> Result<Catalogue, CatalogueError> {
         match &self.base_dir {
             Some(dir) => Catalogue::load(&self.rules, dir),
             None => Catalogue::builtin(),
@@ -293,7 +327,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const SHIPPED: &str = include_str!("../../config/xinfang.toml");
+    const SHIPPED: &str = BUILTIN;
 
     #[test]
     fn shipped_config_is_valid() {

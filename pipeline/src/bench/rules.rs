@@ -5,14 +5,14 @@
 //! the way a real ledger's do. A measurement, not a test: it prints the targets beside the
 //! figures. Nothing is written to the user's store unless `--db` names one.
 
-use crate::config::Config;
-use crate::stages::normalize::normalize;
-use crate::stages::repeat::Fingerprint;
-use crate::store::Store;
-use crate::understand::Understander;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use xinfang::config::Config;
+use xinfang::stages::normalize::normalize;
+use xinfang::store::{fixtures, Store};
+use xinfang::understand::Understander;
+use xinfang_models::Fingerprint;
 use xinfang_models::Subject;
 
 /// A small deterministic generator (xorshift64*): the same store, the same letters every run
@@ -126,7 +126,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
     let u = Understander::new(&cfg.catalogue()?)?;
     let mut texts = Vec::new();
     for dir in dirs {
-        for p in crate::intake::sorted_entries(dir) {
+        for p in xinfang::intake::sorted_entries(dir) {
             if p.extension().is_some_and(|e| e == "txt") {
                 let t = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
                 texts.push(normalize(&t));
@@ -148,7 +148,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
     while seeded < cases {
         let n = (cases - seeded).min(2000);
         let rows: Vec<(Fingerprint, Vec<String>)> = (0..n).map(|_| synthetic(&u, &mut rng)).collect();
-        store.insert_synthetic(seeded as u64, &rows, base).await?;
+        fixtures::insert_synthetic(&store, seeded as u64, &rows, base).await?;
         seeded += n;
     }
     if seeded > already {
@@ -159,7 +159,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
             store.count().await?
         );
     }
-    let limits = u.repeat_rules().rules().limits();
+    let limits = u.candidate_limits();
     let today = chrono::Local::now().date_naive();
     let mut lookups = Vec::with_capacity(letters);
     let (mut t_rules, mut t_lookup, mut t_judge) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
@@ -170,7 +170,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
         let t0 = Instant::now();
         let mut understanding = u.understand(text, today);
         let t1 = Instant::now();
-        let candidates = store.repeat_candidates(&understanding.lookup_keys, limits).await?;
+        let candidates = fixtures::repeat_candidates_of(&store, &understanding.lookup_keys, limits).await?;
         let t2 = Instant::now();
         u.settle(&mut understanding, &candidates, today);
         let t3 = Instant::now();
@@ -188,7 +188,7 @@ pub async fn rules(cfg: &Config, db: Option<&str>, cases: usize, letters: usize,
         "{letters} letters ({} distinct texts), one thread, store with {} cases ({})",
         texts.len(),
         store.count().await?,
-        crate::store::redact(&url).split('?').next().unwrap_or("")
+        xinfang::store::display_url(&url).split('?').next().unwrap_or("")
     );
     println!("{:<34} {:>10} {:>12}", "", "measured", "target");
     println!("{:<34} {:>10.0} {:>12}", "letters per second", rate, "≥ 300");

@@ -1,0 +1,16 @@
+//! `xinfang eval LABELS`: a labelled letter set through the whole intake into a temporary
+//! store, scored per field.
+
+use super::service::understander;
+use anyhow::Result;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use xinfang::config::Config;
+
+pub async fn run(cfg: &Config, labels: &Path, check: bool, verbose: bool) -> Result<ExitCode> {
+    let report = xinfang::eval::evaluate(cfg, labels, Arc::new(understander(cfg)?)).await?;
+    print!("{}", report.render(verbose));
+    let missed = report.against_targets().iter().any(|t| !t.3);
+    Ok(if check && missed { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}

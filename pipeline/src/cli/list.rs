@@ -1,0 +1,38 @@
+//! `xinfang list`: the most recent cases, newest first.
+
+use super::format;
+use super::service::open_store;
+use anyhow::Result;
+use std::process::ExitCode;
+use xinfang::config::Config;
+
+pub async fn run(cfg: &Config, db: Option<&str>, limit: i64, json: bool) -> Result<ExitCode> {
+    let store = open_store(cfg, db).await?;
+    let cases = store.list(limit).await?;
+    if json {
+        for c in &cases {
+            println!("{}", serde_json::to_string(c)?);
+        }
+    } else {
+        println!(
+            "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} source",
+            "case", "status", "pages", "chars", "conf", "review", "received"
+        );
+        for c in &cases {
+            println!(
+                "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} {}",
+                c.case_no,
+                c.status.as_str(),
+                c.page_count,
+                c.chars,
+                format::conf(c.ocr_confidence.map(|v| v as f32)),
+                if c.needs_review { "yes" } else { "" },
+                format::time(c.received_at),
+                c.source_name
+            );
+        }
+        println!("{} case(s) shown, {} in the store", cases.len(), store.count().await?);
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

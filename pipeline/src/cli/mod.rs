@@ -1,0 +1,349 @@
+//! The command line: argument parsing, one dispatch, and each command in a file of its own
+//! (`ingest`, `show`, …), which parses what the user typed, calls the library and formats
+//! the outcome. The only place (with the benchmarks) that uses `anyhow`; exit codes: 0
+//! success, 2 when some letter failed, 1 on a system error.
+
+mod check_config;
+mod decide;
+mod eval;
+mod explain;
+mod format;
+mod identity;
+mod ingest;
+mod list;
+mod ocr;
+mod queue;
+mod reprocess;
+mod review;
+mod service;
+mod show;
+mod watch;
+mod worker;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use xinfang::config::Config;
+
+#[derive(Parser)]
+#[command(name = "xinfang", version, about = "Xinfang Intake: scanned petition letters in, registered cases out")]
+struct Cli {
+    /// Configuration file [default: config/xinfang.toml if present, else built-in defaults]
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…) [default: SQLite file in the data directory]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    db: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register letters: files, or folders (expanded in name order; a sub-folder is one letter)
+    Ingest {
+        /// One JSON object per letter on stdout, in input order
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the normalised text of files (nothing is stored)
+    Ocr {
+        /// Write DIR/<file stem>.txt instead of printing
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show one case with its pages
+    Show {
+        case_no: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List registered cases, newest first
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print how each decision about a case was reached
+    Explain { case_no: String },
+    /// Decide text letters without storing anything (no repeat lookup): try rule changes
+    Decide {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a labelled letter set (labels.json) through the intake into a temporary store and
+    /// print accuracy per field, the class confusion matrix and repeat precision/recall
+    Eval {
+        labels: PathBuf,
+        /// Exit with status 3 when a target of issue 3 is not met
+        #[arg(long)]
+        check: bool,
+        /// List every wrong field
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Show the reporter's identity of a case to a role allowed to see it; the read is recorded
+    Identity {
+        case_no: String,
+        #[arg(long)]
+        reader: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        purpose: String,
+    },
+    /// Work the job queue: register queued letters and re-runs. Several workers, on several
+    /// machines sharing one PostgreSQL, each take different jobs
+    Worker {
+        /// Stop when nothing is queued or running
+        #[arg(long)]
+        drain: bool,
+        /// One JSON object per job on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Watch folders: every letter dropped in is registered, then moved to the archive (or,
+    /// when it cannot be read, to quarantine with the reason beside it). SIGTERM or Ctrl-C
+    /// stops taking new letters and finishes the ones in flight
+    Watch {
+        /// Only queue the letters; `xinfang worker` processes elsewhere register them
+        #[arg(long)]
+        no_worker: bool,
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Re-run the rules (or OCR and the rules, with --ocr) over stored letters. Resumable:
+    /// the same command after an interruption does what is left. A reviewer's decision is
+    /// never overwritten: the new suggestion is recorded beside it and differences flagged
+    Reprocess {
+        /// Read the originals again with OCR (otherwise the stored text is re-read)
+        #[arg(long)]
+        ocr: bool,
+        /// Every case
+        #[arg(long)]
+        all: bool,
+        /// Cases received on or after this day (YYYY-MM-DD)
+        #[arg(long)]
+        since: Option<chrono::NaiveDate>,
+        /// Cases received before this day (YYYY-MM-DD)
+        #[arg(long)]
+        until: Option<chrono::NaiveDate>,
+        /// Cases of this class (检举控告, 申诉, 批评建议, 业务范围外, 无实质内容)
+        #[arg(long)]
+        class: Option<String>,
+        /// One JSON object per case on stdout
+        #[arg(long)]
+        json: bool,
+        /// These cases
+        cases: Vec<String>,
+    },
+    /// Record a triage reviewer's decision on a case: it stands over every later re-run
+    Review {
+        case_no: String,
+        #[arg(long)]
+        reviewer: String,
+        /// 检举控告, 申诉, 批评建议, 业务范围外 or 无实质内容
+        #[arg(long)]
+        class: Option<String>,
+        /// 本级, 上级 or 下级
+        #[arg(long)]
+        level: Option<String>,
+        #[arg(long)]
+        named: Option<bool>,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Jobs in the queue, per state
+    Queue,
+    /// Validate the configuration and the rule files, and print every problem
+    CheckConfig,
+    /// Benchmarks
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Text letters per second through segmentation, tagging, extraction, rules and repeat
+    /// lookup, with a store seeded with synthetic cases; p50/p99 repeat-lookup time
+    Rules {
+        /// Cases in the store before measuring (synthetic ones are added up to this number)
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        /// Letters to run through (the sample texts, cycled)
+        #[arg(long, default_value_t = 3000)]
+        letters: usize,
+        /// Folders of .txt letters
+        #[arg(default_values_t = [String::from("samples/letters"), String::from("samples/holdout")])]
+        dirs: Vec<String>,
+    },
+    /// Ingest generated text letters (repeat detection on) into a fresh SQLite store and, with
+    /// --postgres, a fresh PostgreSQL database: letters/s and peak memory side by side
+    Ingest {
+        #[arg(long, default_value_t = 100_000)]
+        letters: usize,
+        /// Admin URL of a PostgreSQL server to measure too (a database is created and dropped)
+        #[arg(long)]
+        postgres: Option<String>,
+        /// Letters per intake batch
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Drop a stream of files into a watched folder while the service is restarted (SIGKILL,
+    /// then SIGTERM, alternating) and check that every file ends as exactly one case or one
+    /// quarantined file
+    Watch {
+        #[arg(long, default_value_t = 1000)]
+        files: usize,
+        #[arg(long, default_value_t = 2)]
+        restarts: usize,
+        /// Files dropped per second
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+    },
+    /// OCR sample pages with the pipeline (1 and 2 workers) and with the plain tesseract CLI;
+    /// print CER and CPU-seconds per page side by side
+    Ocr {
+        /// Folder of ground truth files <stem>.p<N>.txt
+        #[arg(long, default_value = "samples/truth")]
+        truth: PathBuf,
+        /// Skip the tesseract CLI baseline
+        #[arg(long)]
+        no_cli: bool,
+        /// Times the two-worker pass reads the page set (less idle tail at the end);
+        /// 0 skips the throughput passes (quality and CPU per page only)
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// Write the pipeline's text of each page to DIR/<page>.txt (to compare with the truth)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// Runs the command line and maps the outcome to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("XINFANG_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// One command, one function.
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let cfg = Arc::new(Config::find(cli.config.as_deref())?);
+    let db = cli.db.as_deref();
+    match cli.command {
+        Command::CheckConfig => check_config::run(&cfg),
+        Command::Explain { case_no } => explain::run(&cfg, db, &case_no).await,
+        Command::Decide { files } => decide::run(&cfg, &files),
+        Command::Eval { labels, check, verbose } => eval::run(&cfg, &labels, check, verbose).await,
+        Command::Identity { case_no, reader, role, purpose } => {
+            identity::run(&cfg, db, &case_no, &reader, &role, &purpose).await
+        }
+        Command::Ingest { json, paths } => ingest::run(&cfg, db, &paths, json).await,
+        Command::Ocr { out, files } => ocr::run(&cfg, out.as_deref(), &files).await,
+        Command::Show { case_no, json } => show::run(&cfg, db, &case_no, json).await,
+        Command::List { limit, json } => list::run(&cfg, db, limit, json).await,
+        Command::Worker { drain, json } => worker::run(&cfg, db, drain, json).await,
+        Command::Watch { no_worker, dirs } => watch::run(&cfg, db, &dirs, no_worker).await,
+        Command::Reprocess { ocr, all, since, until, class, json, cases } => {
+            let sel = reprocess::Selection { all, since, until, class, cases };
+            reprocess::run(&cfg, db, &sel, ocr, json).await
+        }
+        Command::Review { case_no, reviewer, class, level, named, note } => {
+            review::run(&cfg, db, &case_no, review::Edit { reviewer, class, level, named, note }).await
+        }
+        Command::Queue => queue::run(&cfg, db).await,
+        Command::Bench { what } => bench(&cfg, cli.config.as_deref(), db, what).await,
+    }
+}
+
+/// `xinfang bench …`.
+async fn bench(
+    cfg: &Config,
+    cfg_path: Option<&std::path::Path>,
+    db: Option<&str>,
+    what: BenchCommand,
+) -> Result<ExitCode> {
+    use crate::bench;
+    match what {
+        BenchCommand::Rules { cases, letters, dirs } => {
+            let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+            bench::rules::rules(cfg, db, cases, letters, &dirs).await?;
+        }
+        BenchCommand::Ingest { letters, postgres, batch } => {
+            bench::ingest::ingest(cfg, letters, postgres.as_deref(), batch).await?;
+        }
+        BenchCommand::Watch { files, restarts, rate } => {
+            let path = cfg_path.map(PathBuf::from).or_else(|| {
+                let p = PathBuf::from(xinfang::config::DEFAULT_PATH);
+                p.exists().then_some(p)
+            });
+            let ok = bench::watch::watch(path.as_deref(), cfg, files, restarts, rate).await?;
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) });
+        }
+        BenchCommand::Ocr { truth, no_cli, rounds, out, paths } => {
+            let opts = bench::ocr::OcrBenchOptions { with_cli: !no_cli, rounds, out };
+            bench::ocr::ocr(cfg, &paths, &truth, &opts).await?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_review_without_a_reviewer_is_refused_by_the_parser() {
+        assert!(Cli::try_parse_from(["xinfang", "review", "QLX-2026-X-000001"]).is_err());
+        assert!(Cli::try_parse_from(["xinfang", "review", "QLX-2026-X-000001", "--reviewer", "王"]).is_ok());
+    }
+
+    #[test]
+    fn ingest_needs_a_path() {
+        assert!(Cli::try_parse_from(["xinfang", "ingest"]).is_err());
+        let cli = Cli::try_parse_from(["xinfang", "ingest", "--json", "a.txt", "b"]).expect("parses");
+        assert!(matches!(cli.command, Command::Ingest { json: true, ref paths } if paths.len() == 2));
+    }
+}

@@ -1,0 +1,52 @@
+//! `xinfang watch DIR…`: the mailroom's folders, watched; with `--no-worker` the letters are
+//! only queued, for `xinfang worker` processes elsewhere.
+
+use super::format::print_work_report;
+use super::service::Service;
+use anyhow::{bail, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use xinfang::config::Config;
+use xinfang::intake::watch::Watcher;
+use xinfang::intake::worker::WorkOptions;
+
+pub async fn run(cfg: &Arc<Config>, db: Option<&str>, dirs: &[PathBuf], no_worker: bool) -> Result<ExitCode> {
+    for d in dirs {
+        if !d.is_dir() {
+            bail!("{} is not a folder", d.display());
+        }
+    }
+    let service = Service::start(cfg, db).await?;
+    let work_done = Arc::new(AtomicBool::new(no_worker));
+    let mut watcher = Watcher::new(dirs.to_vec(), &cfg.watch, &cfg.store.data_dir);
+    eprintln!(
+        "watching {} (stable after {} s); archive {}, quarantine {}",
+        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+        cfg.watch.stable_secs,
+        cfg.watch.archive(&cfg.store.data_dir).display(),
+        cfg.watch.quarantine(&cfg.store.data_dir).display()
+    );
+    let watch = watcher.run(&service.intake, Arc::clone(&service.stop), Arc::clone(&work_done), |e| println!("{e}"));
+    let work = async {
+        if no_worker {
+            return Ok(0);
+        }
+        let opts = WorkOptions { drain: false, letters: true, reruns: None, stop: Arc::clone(&service.stop) };
+        let r = service.intake.work(opts, |r| print_work_report(r, false)).await;
+        work_done.store(true, Ordering::SeqCst);
+        r
+    };
+    let finished = service.until_stopped(async { tokio::join!(watch, work) }).await;
+    service.close().await;
+    match finished {
+        Some((w, r)) => {
+            w?;
+            r?;
+            eprintln!("watch: stopped");
+        }
+        None => eprintln!("watch: grace period over; unfinished letters stay queued and are taken up on restart"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

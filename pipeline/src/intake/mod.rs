@@ -1,0 +1,506 @@
+//! The intake: letters in, cases out. One type, `Intake`, owns the whole flow, one concern a
+//! child module: `input` (paths → letters, their bytes under the size limits), `read`
+//! (decode + OCR, nothing stored), `register` (the one registration path and the report of
+//! each letter), `worker` (the claim loop), `rerun` (re-running cases), `watch` (the watched
+//! folder), `patience` (waiting out a locked database or a full disk). This is where tokio
+//! meets the synchronous stages: decoding runs on the blocking pool, OCR on the engine
+//! threads, the rules on the blocking pool, and a bounded number of letters is in flight.
+//!
+//! Every letter goes through the durable queue (`store::queue`): its originals are stored,
+//! a job is queued, and whoever claims the job (this process, or a `xinfang worker`
+//! elsewhere) reads it and registers the case in the same transaction that marks the job
+//! done. A process killed at any point leaves stored originals and a queued or running job,
+//! never a half-registered case; the next worker takes the job up again.
+//!
+//! **Invariant:** an original is stored (fsynced, content-addressed) before anything else
+//! happens to it, and the user's own files are only ever read.
+//! **Invariant:** a document problem fails that letter alone (one-line error, original
+//! quarantined with the reason); a system problem (database, disk) is retried while it is
+//! passing (a locked database, a full disk) and otherwise stops the batch.
+
+mod input;
+mod patience;
+mod read;
+mod register;
+mod report;
+pub mod rerun;
+pub mod watch;
+pub mod worker;
+
+pub use input::{expand_inputs, is_hidden_or_temp, sorted_entries, LetterFiles, LetterInput};
+pub use patience::patiently;
+pub use read::{ReadLetter, Reader};
+pub use register::Registrar;
+pub use report::LetterReport;
+
+use crate::config::Config;
+use crate::digest::sha256;
+use crate::stages::ingest::{self, IngestError};
+use crate::stages::ocr::{OcrError, OcrPool};
+use crate::store::{
+    FileStore, FileStoreError, Job, JobKind, JobState, LetterPayload, NewJob, QueuedOriginal, Store, StoreError,
+    StoredOriginal, WorkerId,
+};
+use crate::understand::Understander;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use xinfang_models::{letter_text, CaseNo, InputFormat, Sha256Hex, Understanding};
+
+/// Why one letter failed. Everything here is a problem of the document or of reading it.
+#[derive(Debug, Error)]
+pub enum LetterError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Document(#[from] IngestError),
+    #[error("{0}")]
+    Ocr(OcrError),
+    #[error("gave up after {secs} s (limits.letter_timeout_secs)")]
+    Timeout { secs: u64 },
+    #[error("folder contains no files")]
+    EmptyFolder,
+    #[error("decoding failed unexpectedly ({0}); the letter is kept for manual handling")]
+    Crashed(String),
+}
+
+/// Problems of the system: the batch stops.
+#[derive(Debug, Error)]
+pub enum SystemError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Files(#[from] FileStoreError),
+    #[error("ocr engines unavailable: {0}")]
+    Ocr(OcrError),
+    #[error("internal task failed: {0}")]
+    Task(String),
+}
+
+impl SystemError {
+    /// A passing condition (locked database, full disk) worth retrying.
+    pub fn transient(&self) -> Option<&'static str> {
+        match self {
+            SystemError::Store(e) => e.transient(),
+            SystemError::Files(e) if e.is_disk_full() => Some("the disk is full"),
+            _ => None,
+        }
+    }
+}
+
+/// The bytes of a letter's files, read and stored.
+struct LoadedLetter {
+    letter_sha: Sha256Hex,
+    is_folder: bool,
+    files: Arc<LetterFiles>,
+    originals: Vec<StoredOriginal>,
+}
+
+impl LoadedLetter {
+    /// A letter whose files are stored in `files_store` under the digests `shas`.
+    fn new(files: LetterFiles, shas: Vec<Sha256Hex>, is_folder: bool, files_store: &FileStore) -> LoadedLetter {
+        let originals: Vec<StoredOriginal> = files
+            .iter()
+            .zip(shas)
+            .map(|((name, bytes), sha)| StoredOriginal {
+                stored_path: files_store.original_path(&sha).display().to_string(),
+                sha256: sha,
+                file_name: name.clone(),
+                byte_len: bytes.len() as u64,
+                format: ingest::detect_format(bytes).unwrap_or(InputFormat::Text),
+            })
+            .collect();
+        LoadedLetter { letter_sha: letter_digest(&originals, is_folder), is_folder, files: Arc::new(files), originals }
+    }
+}
+
+/// What enqueuing a letter input did.
+#[derive(Debug)]
+pub enum Enqueued {
+    /// The same letter is already a case.
+    Duplicate { case_no: CaseNo },
+    /// Its originals are stored and its job queued (or it was queued already).
+    Queued { job_id: String },
+    /// Its files could not be read (they are where they were).
+    Unreadable { error: LetterError },
+}
+
+/// A letter claimed and read, pending its registration.
+enum Pending {
+    Duplicate {
+        case_no: CaseNo,
+        sha: Sha256Hex,
+    },
+    /// `loaded` is `None` when the files could not be read into memory.
+    Failed {
+        error: LetterError,
+        loaded: Option<LoadedLetter>,
+        job: Option<String>,
+    },
+    Ready {
+        loaded: LoadedLetter,
+        letter: ReadLetter,
+        job: String,
+        received_at: i64,
+        understanding: Box<Understanding>,
+    },
+    /// Claimed too often (its workers died, or it kept failing for passing reasons): the
+    /// letter is registered for manual handling.
+    GiveUp {
+        loaded: LoadedLetter,
+        reason: String,
+        job: String,
+        received_at: i64,
+    },
+    /// Another worker finished the job first.
+    Finished {
+        job: Job,
+    },
+}
+
+/// The digest naming a letter: its file's digest, or for a folder letter the digest of its
+/// files' digests in order.
+fn letter_digest(originals: &[StoredOriginal], is_folder: bool) -> Sha256Hex {
+    match (is_folder, originals) {
+        (false, [one]) => one.sha256.clone(),
+        _ => {
+            let joined: Vec<&str> = originals.iter().map(|o| o.sha256.as_str()).collect();
+            sha256(format!("folder-letter\n{}", joined.join("\n")).as_bytes())
+        }
+    }
+}
+
+/// The local day a letter was received (its deadlines count from it).
+pub fn receipt_day(received_at: i64) -> chrono::NaiveDate {
+    chrono::DateTime::from_timestamp_millis(received_at)
+        .map(|t| t.with_timezone(&chrono::Local).date_naive())
+        .unwrap_or_else(|| chrono::Local::now().date_naive())
+}
+
+/// The queue id of a letter's job.
+pub fn letter_job_id(sha: &Sha256Hex) -> String {
+    format!("letter:{sha}")
+}
+
+/// Keeps a worker's leases alive while it lives (renewed every third of the lease).
+struct LeaseKeeper(tokio::task::JoinHandle<()>);
+
+impl LeaseKeeper {
+    fn start(store: Store, worker: WorkerId, lease: Duration) -> LeaseKeeper {
+        LeaseKeeper(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(lease / 3);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.renew_leases(&worker, lease.as_millis() as i64).await {
+                    tracing::warn!("cannot renew job leases: {e}");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Registers letters: enqueues them and works their jobs; re-runs cases; watches folders.
+pub struct Intake {
+    cfg: Arc<Config>,
+    store: Store,
+    files: FileStore,
+    reader: Reader,
+    understander: Arc<Understander>,
+    registrar: Registrar,
+    worker: WorkerId,
+    ocr_engine: String,
+}
+
+impl Intake {
+    pub fn new(cfg: Arc<Config>, store: Store, pool: OcrPool, understander: Arc<Understander>) -> Intake {
+        let files = FileStore::new(&cfg.store.data_dir);
+        let reader = Reader::new(Arc::clone(&cfg), pool);
+        let ocr_engine = crate::stages::ocr::engine_version(&cfg.ocr);
+        let registrar = Registrar::new(store.clone(), Arc::clone(&understander), cfg.queue.clone());
+        Intake { cfg, store, files, reader, understander, registrar, worker: WorkerId::current(), ocr_engine }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The version of the rules this intake decides with.
+    pub fn rules_version(&self) -> &str {
+        self.understander.rules_version()
+    }
+
+    fn lease(&self) -> Duration {
+        Duration::from_secs(self.cfg.queue.lease_secs)
+    }
+
+    /// Ingests `inputs` in order, calling `on_report` with each letter's report as soon as
+    /// it is decided (in input order). Letters are read concurrently, a bounded number at a
+    /// time, so that every engine has pages to work on.
+    pub async fn run(
+        &self,
+        inputs: Vec<LetterInput>,
+        mut on_report: impl FnMut(&LetterReport),
+    ) -> Result<Vec<LetterReport>, SystemError> {
+        use futures_util::stream::{self, StreamExt};
+        let _leases = LeaseKeeper::start(self.store.clone(), self.worker.clone(), self.lease());
+        self.recover().await?;
+        let mut pending = stream::iter(inputs.into_iter().map(|input| async move {
+            let result = self.prepare_input(&input).await;
+            (input, result)
+        }))
+        .buffered(self.reader.in_flight());
+        let mut reports = Vec::new();
+        while let Some((input, result)) = pending.next().await {
+            let report = self.finish(&input.source, Some(&input), result?).await?;
+            on_report(&report);
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// After a crash of an earlier process on this machine: its jobs are released at once
+    /// and its half-written originals removed.
+    async fn recover(&self) -> Result<(), SystemError> {
+        let released = patiently(&self.cfg.queue, "releasing jobs of stopped workers", || async {
+            Ok(self.store.release_dead_local_workers().await?)
+        })
+        .await?;
+        let swept = self.files.sweep_stale_temporaries();
+        if released + swept as u64 > 0 {
+            tracing::info!(
+                "recovered after a stopped process: {released} job(s) released, {swept} partial file(s) removed"
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads a letter input's files and stores them as originals (durably, before anything
+    /// else happens to them).
+    async fn store_input(&self, input: &LetterInput) -> Result<Result<LoadedLetter, LetterError>, SystemError> {
+        let files = match input::read_files(input, &self.cfg) {
+            Ok(f) => f,
+            Err(error) => return Ok(Err(error)),
+        };
+        let mut shas = Vec::with_capacity(files.len());
+        for (_, bytes) in &files {
+            let (sha, _) =
+                patiently(&self.cfg.queue, "storing an original", || async { Ok(self.files.put_original(bytes)?) })
+                    .await?;
+            shas.push(sha);
+        }
+        Ok(Ok(LoadedLetter::new(files, shas, input.is_folder, &self.files)))
+    }
+
+    /// Queues a loaded letter's job (a no-op when it is queued already).
+    async fn enqueue_loaded(&self, loaded: &LoadedLetter, source: &str) -> Result<String, SystemError> {
+        let job = self.letter_job(loaded, source)?;
+        patiently(&self.cfg.queue, "queuing a letter", || async { Ok(self.store.enqueue(&job).await?) }).await?;
+        Ok(job.job_id)
+    }
+
+    /// The job of a loaded letter.
+    fn letter_job(&self, loaded: &LoadedLetter, source: &str) -> Result<NewJob, SystemError> {
+        let payload = LetterPayload {
+            is_folder: loaded.is_folder,
+            originals: loaded
+                .originals
+                .iter()
+                .map(|o| QueuedOriginal {
+                    sha256: o.sha256.clone(),
+                    file_name: o.file_name.clone(),
+                    byte_len: o.byte_len,
+                })
+                .collect(),
+        };
+        Ok(NewJob {
+            job_id: letter_job_id(&loaded.letter_sha),
+            kind: JobKind::Letter,
+            letter_sha256: Some(loaded.letter_sha.to_string()),
+            case_no: None,
+            source_name: source.to_string(),
+            payload: serde_json::to_string(&payload).map_err(|e| SystemError::Task(e.to_string()))?,
+            max_attempts: self.cfg.queue.max_attempts,
+        })
+    }
+
+    /// Stores a letter's originals and queues its job, without reading it: the watched
+    /// folder's first step (a worker does the rest).
+    pub async fn enqueue(&self, input: &LetterInput) -> Result<Enqueued, SystemError> {
+        let loaded = match self.store_input(input).await? {
+            Ok(l) => l,
+            Err(error) => return Ok(Enqueued::Unreadable { error }),
+        };
+        if let Some(case_no) = self.store.find_letter(&loaded.letter_sha).await? {
+            return Ok(Enqueued::Duplicate { case_no });
+        }
+        Ok(Enqueued::Queued { job_id: self.enqueue_loaded(&loaded, &input.source).await? })
+    }
+
+    /// Stores the originals, queues the letter and claims its job, then reads it. When
+    /// another worker holds the job, waits for it to finish (or for its lease to expire).
+    async fn prepare_input(&self, input: &LetterInput) -> Result<Pending, SystemError> {
+        let loaded = match self.store_input(input).await? {
+            Ok(l) => l,
+            Err(error) => return Ok(Pending::Failed { error, loaded: None, job: None }),
+        };
+        if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
+            return Ok(Pending::Duplicate { case_no: existing, sha: loaded.letter_sha });
+        }
+        // Usually a new letter: queued already claimed, in one commit.
+        let job = self.letter_job(&loaded, &input.source)?;
+        let lease = self.lease().as_millis() as i64;
+        if let Some(job) = patiently(&self.cfg.queue, "queuing a letter", || async {
+            Ok(self.store.enqueue_claimed(&job, &self.worker, lease).await?)
+        })
+        .await?
+        {
+            return self.prepare_claimed(job, loaded).await;
+        }
+        let job_id = self.enqueue_loaded(&loaded, &input.source).await?;
+        let poll = Duration::from_millis(self.cfg.queue.poll_ms);
+        loop {
+            let claimed = patiently(&self.cfg.queue, "claiming a job", || async {
+                Ok(self.store.claim_job(&self.worker, &job_id, lease).await?)
+            })
+            .await?;
+            if let Some(job) = claimed {
+                return self.prepare_claimed(job, loaded).await;
+            }
+            match self.store.job(&job_id).await? {
+                Some(job) if matches!(job.state, JobState::Done | JobState::Failed) => {
+                    return Ok(Pending::Finished { job })
+                }
+                _ => {}
+            }
+            self.store.release_dead_local_workers().await?;
+            tokio::time::sleep(poll).await;
+        }
+    }
+
+    /// Loads a claimed job's letter from the file store (a worker's first step).
+    async fn prepare_job(&self, job: Job) -> Result<Pending, SystemError> {
+        let broken = |why: String| Pending::Failed {
+            error: LetterError::Crashed(why),
+            loaded: None,
+            job: Some(job.job_id.clone()),
+        };
+        let payload: LetterPayload = match serde_json::from_str(&job.payload) {
+            Ok(p) => p,
+            Err(e) => return Ok(broken(format!("the job's payload is unreadable: {e}"))),
+        };
+        let mut files = Vec::with_capacity(payload.originals.len());
+        for o in &payload.originals {
+            match self.files.read_original(&o.sha256) {
+                Ok(bytes) => files.push((o.file_name.clone(), bytes)),
+                Err(e) => return Ok(broken(e.to_string())),
+            }
+        }
+        let shas = payload.originals.iter().map(|o| o.sha256.clone()).collect();
+        let loaded = LoadedLetter::new(files, shas, payload.is_folder, &self.files);
+        if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
+            self.store.finish_job(&job.job_id, &existing.to_string()).await?;
+            return Ok(Pending::Duplicate { case_no: existing, sha: loaded.letter_sha });
+        }
+        self.prepare_claimed(job, loaded).await
+    }
+
+    /// Reads a letter whose job this worker holds; gives it up when it was claimed too often.
+    async fn prepare_claimed(&self, job: Job, loaded: LoadedLetter) -> Result<Pending, SystemError> {
+        let received_at = job.created_at;
+        if job.exhausted() {
+            let reason = match &job.last_error {
+                Some(e) => format!("gave up after {} attempts: {e}", job.max_attempts),
+                None => format!("gave up after {} attempts: reading it stopped its worker each time", job.max_attempts),
+            };
+            return Ok(Pending::GiveUp { loaded, reason, job: job.job_id, received_at });
+        }
+        match self.reader.read(Arc::clone(&loaded.files)).await {
+            Ok(letter) => {
+                // The rules run here, for several letters at once; only the registration
+                // (with the repeat lookup) is done one letter at a time.
+                let understanding = self.understand(&job.source_name, &letter_text(&letter.pages), received_at).await;
+                Ok(Pending::Ready { loaded, letter, job: job.job_id, received_at, understanding })
+            }
+            Err(LetterError::Ocr(e)) if e.is_system() => Err(SystemError::Ocr(e)),
+            Err(error) => Ok(Pending::Failed { error, loaded: Some(loaded), job: Some(job.job_id) }),
+        }
+    }
+
+    /// Runs the rules over a letter's text on the blocking pool. A bug in a rule must not
+    /// lose the letter: it is then registered for review.
+    async fn understand(&self, source: &str, text: &str, received_at: i64) -> Box<Understanding> {
+        let u = Arc::clone(&self.understander);
+        let text = text.to_string();
+        let received = receipt_day(received_at);
+        match tokio::task::spawn_blocking(move || u.understand(&text, received)).await {
+            Ok(u) => Box::new(u),
+            Err(e) => {
+                // Not the panic's message: it may quote the letter.
+                tracing::error!(source = %source, panicked = e.is_panic(), "rules stage failed");
+                Box::new(self.understander.undecided("internal error in the rules stage"))
+            }
+        }
+    }
+}
+
+/// An intake over a fresh SQLite store in a temporary folder, with the shipped rules and one
+/// OCR engine: what the child modules' tests run on.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub struct TestIntake {
+        pub intake: Intake,
+        pub pool: OcrPool,
+        pub dir: tempfile::TempDir,
+    }
+
+    pub async fn intake(adjust: impl FnOnce(&mut Config)) -> TestIntake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = Config::builtin().expect("built-in config");
+        cfg.store.data_dir = dir.path().join("data");
+        adjust(&mut cfg);
+        let store = Store::open(&cfg.default_database_url()).await.expect("store");
+        let pool = OcrPool::start(&cfg.ocr, &cfg.limits, 1).expect("engine");
+        let rules = cfg.catalogue().expect("rules");
+        let understander = Arc::new(Understander::new(&rules).expect("stages"));
+        TestIntake { intake: Intake::new(Arc::new(cfg), store, pool.clone(), understander), pool, dir }
+    }
+
+    /// A text letter written below the test's folder.
+    pub fn letter(t: &TestIntake, rel: &str, text: &str) -> LetterInput {
+        let path = t.dir.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write letter");
+        LetterInput::at(&path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folder_digest_depends_on_page_order() {
+        let o = |b: &[u8]| StoredOriginal {
+            sha256: sha256(b),
+            file_name: String::new(),
+            byte_len: 0,
+            format: InputFormat::Png,
+            stored_path: String::new(),
+        };
+        let ab = letter_digest(&[o(b"a"), o(b"b")], true);
+        let ba = letter_digest(&[o(b"b"), o(b"a")], true);
+        assert_ne!(ab, ba);
+        assert_eq!(letter_digest(&[o(b"a")], false), sha256(b"a"));
+    }
+}
