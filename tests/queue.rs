@@ -7,6 +7,7 @@ use std::sync::Arc;
 use xinfang::config::catalogue::Catalogue;
 use xinfang::config::QueueConfig;
 use xinfang::digest::sha256;
+use xinfang::intake::review::{review, ReviewFailure};
 use xinfang::intake::Registrar;
 use xinfang::store::{
     fixtures, JobKind, JobState, NewCase, NewJob, Registration, RunOutcome, RunResult, Store, WorkerId,
@@ -99,6 +100,7 @@ fn decided_case(u: &Understander, text: &str, at: i64) -> NewCase {
         understanding: Some(u.understand(text, day)),
         ocr_engine: None,
         manual: None,
+        supersedes: None,
     }
 }
 
@@ -203,21 +205,36 @@ async fn reruns_respect_reviewers(store: Store) {
     let applied = registrar.apply_run(&target, &run, None).await.expect("apply");
     assert!(matches!(&applied, RunOutcome::Applied { changes } if changes.iter().any(|c| c.starts_with("class"))));
     assert_eq!(store.decision(&no).await.expect("decision").expect("some").class, changed.decision.class);
-    // A reviewer puts it back to 检举控告; the next run suggests 批评建议 again.
+    // A reviewer puts it back; the next run suggests 批评建议 again: recorded, but the
+    // reviewer overruled exactly that, so the case is not flagged again.
     let edit = ReviewEdit {
         reviewer: "王审核".into(),
         class: Some(decided.decision.class),
         note: "是检举".into(),
         ..ReviewEdit::default()
     };
-    store.record_review(&no, &edit).await.expect("review").expect("a decision to review");
+    review(&store, &u, &no, &edit, None).await.expect("review");
     let suggested = registrar.apply_run(&target, &run, None).await.expect("apply again");
     assert!(matches!(&suggested, RunOutcome::Suggested { changes } if !changes.is_empty()), "{suggested:?}");
     let standing = store.decision(&no).await.expect("decision").expect("some");
     assert_eq!(standing.class, decided.decision.class, "the reviewer's decision stands");
     let detail = store.show(&no).await.expect("show").expect("case");
-    assert!(detail.summary.needs_review, "the difference is flagged");
-    assert!(detail.events.iter().any(|e| e.2 == "rerun_differs"), "{:?}", detail.events);
+    assert!(!detail.summary.needs_review, "a suggestion the reviewer overruled is not raised again");
+    // New rules that suggest something else again: flagged, and said once.
+    let mut other = changed.clone();
+    other.decision.class = xinfang_models::LetterClass::Appeal;
+    let run = RunResult { understanding: other, ..run };
+    registrar.apply_run(&target, &run, None).await.expect("apply a new suggestion");
+    let detail = store.show(&no).await.expect("show").expect("case");
+    assert!(detail.summary.needs_review, "the new difference is flagged");
+    let differs = detail.events.iter().filter(|e| e.2 == "rerun_differs").count();
+    assert_eq!(differs, 1, "one run, one event: {:?}", detail.events);
+    // Two reviewers who opened the case at once: the second is told, not written over.
+    let seen = store.review_base(&no).await.expect("read").expect("reviewable").reviews;
+    review(&store, &u, &no, &ReviewEdit { reviewer: "甲".into(), ..edit.clone() }, Some(seen)).await.expect("first");
+    let late = review(&store, &u, &no, &ReviewEdit { reviewer: "乙".into(), ..edit }, Some(seen)).await;
+    assert!(matches!(late, Err(ReviewFailure::Stale { ref reviewer, .. }) if reviewer == "甲"), "{late:?}");
+    assert_eq!(store.review_history(&no).await.expect("history").len(), 2, "every review is kept");
     store.close().await;
 }
 

@@ -23,6 +23,7 @@ fn new_case(seed: &str) -> NewCase {
             file_name: format!("{seed}.png"),
             byte_len: 10,
             format: InputFormat::Png,
+            encoding: None,
             stored_path: "x".into(),
         }],
         pages: vec![page],
@@ -33,6 +34,7 @@ fn new_case(seed: &str) -> NewCase {
         understanding: None,
         ocr_engine: None,
         manual: None,
+        supersedes: None,
     }
 }
 

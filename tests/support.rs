@@ -49,6 +49,13 @@ impl Scratch {
             .expect("spawn xinfang")
     }
 
+    /// Starts `xinfang ARGS` in the background with its stdout and stderr going to `log`.
+    pub fn spawn_logging_to(&self, args: &[&str], log: &Path) -> std::process::Child {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        self.command(args).stdout(out).stderr(err).spawn().expect("spawn xinfang")
+    }
+
     /// What a background run wrote to stdout and stderr so far.
     pub fn output_of(&self, name: &str) -> (String, String) {
         let read = |ext: &str| std::fs::read_to_string(self.path().join(format!("{name}.{ext}"))).unwrap_or_default();
@@ -246,5 +253,28 @@ where
     if let Some((base, name, url)) = fresh_postgres().await {
         test(xinfang::store::Store::open(&url).await.expect("open postgres"), url.clone()).await;
         drop_postgres(&base, &name).await;
+    }
+}
+
+/// Kills a child with SIGKILL and reaps it.
+pub fn kill9(child: &mut std::process::Child) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+/// Stops a child with SIGTERM and waits for it.
+pub fn term(child: &mut std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait().expect("wait")
+}
+
+/// Waits (polling) until `done`, failing the test after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "timed out waiting until {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

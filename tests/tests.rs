@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod ingest;
+mod mailroom;
 mod queue;
 mod service;
 mod store;

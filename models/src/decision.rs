@@ -180,28 +180,54 @@ impl Decision {
         self.in_scope && self.handling_level == Some(HandlingLevel::Higher)
     }
 
-    /// The decision as a reviewer leaves it: what `edit` sets replaced, the review flag
-    /// cleared and the reviewer named among the reasons. Every interface records a review
-    /// through this, so that a review means the same wherever it is made.
-    pub fn reviewed(&self, edit: &ReviewEdit) -> Decision {
+    /// The decision as a reviewer leaves it: what `edit` sets replaced and the decision kept
+    /// consistent (the class decides the scope; an out-of-scope letter has no handling level;
+    /// only a 业务范围外 letter names an organ to forward it to, and must name one when the
+    /// reviewer makes it one), the review flag cleared and the reviewer named among the
+    /// reasons. Every interface records a review through this, so that a review means the
+    /// same wherever it is made. What needs the rule data (the level of an in-scope letter the
+    /// reviewer gave none, deadlines) is completed by the rules (`Understander::review`).
+    pub fn reviewed(&self, edit: &ReviewEdit) -> Result<Decision, ReviewError> {
+        let reviewer = edit.reviewer.trim();
+        if reviewer.is_empty() {
+            return Err(ReviewError::NoReviewer);
+        }
         let mut d = self.clone();
         if let Some(class) = edit.class {
-            d.class = class;
-            d.in_scope = class.in_scope();
+            if class != d.class {
+                d.class = class;
+                // What was said about forwarding belongs to the old class.
+                d.forward_to = None;
+            }
         }
-        if let Some(level) = edit.level {
-            d.handling_level = Some(level);
+        d.in_scope = d.class.in_scope();
+        match (d.in_scope, edit.level) {
+            (false, Some(level)) => {
+                return Err(ReviewError::LevelOutOfScope { class: d.class, level });
+            }
+            (false, None) => d.handling_level = None,
+            (true, Some(level)) => d.handling_level = Some(level),
+            (true, None) => {}
+        }
+        match (d.class, &edit.forward_to) {
+            (LetterClass::OutOfScope, Some(organ)) if !organ.trim().is_empty() => {
+                d.forward_to = Some(organ.trim().to_string());
+            }
+            (LetterClass::OutOfScope, _) if d.forward_to.is_none() => return Err(ReviewError::NoForwardTarget),
+            (LetterClass::OutOfScope, _) => {}
+            (class, Some(_)) => return Err(ReviewError::ForwardNotOutOfScope { class }),
+            (_, None) if d.in_scope => d.forward_to = None,
+            (_, None) => {}
         }
         if let Some(named) = edit.named {
             d.named = named;
         }
         d.review = false;
         d.reasons.push(format!(
-            "decided by reviewer {}{}",
-            edit.reviewer,
+            "decided by reviewer {reviewer}{}",
             if edit.note.is_empty() { String::new() } else { format!(": {}", edit.note) }
         ));
-        d
+        Ok(d)
     }
 
     /// The fields a reviewer decides, as `field: old → new` for each that differs from `old`.
@@ -233,8 +259,41 @@ pub struct ReviewEdit {
     pub class: Option<LetterClass>,
     pub level: Option<HandlingLevel>,
     pub named: Option<bool>,
+    /// The organ a 业务范围外 letter is forwarded to (转送).
+    pub forward_to: Option<String>,
     pub note: String,
 }
+
+/// Why a review cannot be recorded as given: it would leave the decision inconsistent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewError {
+    NoReviewer,
+    LevelOutOfScope { class: LetterClass, level: HandlingLevel },
+    NoForwardTarget,
+    ForwardNotOutOfScope { class: LetterClass },
+}
+
+impl std::fmt::Display for ReviewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReviewError::NoReviewer => f.write_str("a review needs the reviewer's name"),
+            ReviewError::LevelOutOfScope { class, level } => write!(
+                f,
+                "a {} letter is not handled by any level of this commission, so it cannot be {}",
+                class.as_str(),
+                level.as_str()
+            ),
+            ReviewError::NoForwardTarget => {
+                f.write_str("a 业务范围外 letter is forwarded (转送) to the organ in charge: name it (forward to)")
+            }
+            ReviewError::ForwardNotOutOfScope { class } => {
+                write!(f, "only a 业务范围外 letter is forwarded to another organ, not a {} one", class.as_str())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReviewError {}
 
 #[cfg(test)]
 mod tests {
@@ -250,7 +309,7 @@ mod tests {
             note: "有具体事实".into(),
             ..ReviewEdit::default()
         };
-        let r = d.reviewed(&edit);
+        let r = d.reviewed(&edit).expect("consistent");
         assert_eq!((r.class, r.in_scope, r.review), (LetterClass::Accusation, true, false));
         assert_eq!(r.reasons.last().map(String::as_str), Some("decided by reviewer 王审: 有具体事实"));
         assert_eq!(r.changes_from(&d), vec!["class: 无实质内容 → 检举控告", "in_scope: false → true"]);
@@ -259,9 +318,41 @@ mod tests {
     #[test]
     fn a_confirming_review_changes_nothing_a_reviewer_decides() {
         let d = Decision::bare(LetterClass::Appeal, "r1");
-        let r = d.reviewed(&ReviewEdit { reviewer: "李".into(), ..ReviewEdit::default() });
+        let r = d.reviewed(&ReviewEdit { reviewer: "李".into(), ..ReviewEdit::default() }).expect("consistent");
         assert!(r.changes_from(&d).is_empty());
         assert_eq!(r.reasons, vec!["decided by reviewer 李"]);
+    }
+
+    #[test]
+    fn a_review_without_a_reviewer_is_refused() {
+        let d = Decision::bare(LetterClass::Appeal, "r1");
+        let edit = ReviewEdit { reviewer: "  ".into(), ..ReviewEdit::default() };
+        assert_eq!(d.reviewed(&edit), Err(ReviewError::NoReviewer));
+    }
+
+    #[test]
+    fn an_out_of_scope_review_names_the_organ_and_drops_the_level() {
+        let mut d = Decision::bare(LetterClass::Accusation, "r1");
+        d.handling_level = Some(HandlingLevel::Own);
+        let to_court = ReviewEdit {
+            reviewer: "王".into(),
+            class: Some(LetterClass::OutOfScope),
+            forward_to: Some("县人民法院".into()),
+            ..ReviewEdit::default()
+        };
+        let r = d.reviewed(&to_court).expect("consistent");
+        assert_eq!((r.in_scope, r.handling_level, r.forward_to.as_deref()), (false, None, Some("县人民法院")));
+        let nowhere = ReviewEdit { forward_to: None, ..to_court.clone() };
+        assert_eq!(d.reviewed(&nowhere), Err(ReviewError::NoForwardTarget), "a 转送 needs its organ");
+        let up = ReviewEdit { level: Some(HandlingLevel::Higher), ..to_court };
+        assert!(matches!(d.reviewed(&up), Err(ReviewError::LevelOutOfScope { .. })));
+        let mut nothing = Decision::bare(LetterClass::NoSubstance, "r1");
+        nothing.forward_to = Some("留存备查".into());
+        let up = ReviewEdit { reviewer: "王".into(), level: Some(HandlingLevel::Higher), ..ReviewEdit::default() };
+        assert!(matches!(nothing.reviewed(&up), Err(ReviewError::LevelOutOfScope { .. })));
+        let forward =
+            ReviewEdit { reviewer: "王".into(), forward_to: Some("县法院".into()), ..ReviewEdit::default() };
+        assert!(matches!(nothing.reviewed(&forward), Err(ReviewError::ForwardNotOutOfScope { .. })));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod case;
 pub mod decision;
+pub mod display;
 pub mod job;
 pub mod letter;
 pub mod page;
@@ -14,7 +15,9 @@ pub mod repeat;
 pub mod understanding;
 
 pub use case::{CaseNo, CaseNoError, CaseStatus, IngestStatus};
-pub use decision::{Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity, ReviewEdit, Subject};
+pub use decision::{
+    Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity, ReviewEdit, ReviewError, Subject,
+};
 pub use job::{JobKind, JobState, RunKind, RunStatus};
 pub use letter::{Channel, InputFormat, Sha256Hex};
 pub use page::{letter_confidence, letter_text, BoundingBox, LineBox, PageFlag, PageOrigin, PageText, WordBox};

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and running Xinfang Intake needs, if it is missing:
 # tesseract with the simplified-Chinese model (chi_sim), the tesseract and leptonica
-# headers and libraries the Rust binding links, clang (bindgen) and pkg-config.
+# headers and libraries the Rust binding links, clang (bindgen) and pkg-config, and a CJK
+# font (fonts-wqy-microhei) for drawing PDF pages whose Chinese fonts are not embedded.
 # Debian/Ubuntu packages; runs apt-get as root, or through sudo.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ tessdata_has_chi_sim() {
   return 1
 }
 tessdata_has_chi_sim || need+=(tesseract-ocr-chi-sim)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists tesseract 2>/dev/null || need+=(libtesseract-dev)
 pkg-config --exists lept 2>/dev/null || need+=(libleptonica-dev)

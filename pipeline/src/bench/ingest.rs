@@ -961,7 +961,7 @@ impl Run<'_> {
             let reports = intake
                 .run(inputs, |_| {
                     done += 1;
-                    if done % 5000 == 0 {
+                    if done.is_multiple_of(5000) {
                         let secs = start.elapsed().as_secs_f64();
                         eprintln!(
                             "{backend}: {done}/{total} letters, {secs:.1} s, {:.1} letters/s, the last 5000 at {:.1}/s",

@@ -35,7 +35,7 @@ fn cpu_seconds(who: i32) -> f64 {
 
 fn collect_pages(cfg: &Config, paths: &[PathBuf], truth_dir: &Path) -> Result<Vec<BenchPage>> {
     let mut pages = Vec::new();
-    for input in expand_inputs(paths) {
+    for input in expand_inputs(paths).letters {
         let stem = input.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let paths: Vec<PathBuf> = if input.is_folder {
             sorted_entries(&input.path).into_iter().filter(|p| p.is_file()).collect()

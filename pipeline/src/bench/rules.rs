@@ -87,11 +87,15 @@ fn synthetic(u: &Understander, rng: &mut Rng) -> (Fingerprint, Vec<String>) {
     let subjects: Vec<Subject> = (0..n)
         .map(|_| {
             let name = format!("{}{}{}", rng.pick(SURNAMES), rng.pick(GIVEN), rng.pick(GIVEN));
-            let place =
-                format!("{}{}{}村", rng.pick(PLACES), rng.pick(PLACES), if rng.next() % 2 == 0 { "镇" } else { "乡" });
+            let place = format!(
+                "{}{}{}村",
+                rng.pick(PLACES),
+                rng.pick(PLACES),
+                if rng.next().is_multiple_of(2) { "镇" } else { "乡" }
+            );
             Subject {
-                name: (rng.next() % 4 != 0).then_some(name),
-                unit: (rng.next() % 3 != 0).then_some(place),
+                name: (!rng.next().is_multiple_of(4)).then_some(name),
+                unit: (!rng.next().is_multiple_of(3)).then_some(place),
                 post: Some(rng.pick(POSTS).to_string()),
                 rank: None,
             }

@@ -1,6 +1,7 @@
 //! `xinfang decide FILE…`: decides text letters without storing anything and without a
 //! repeat lookup, to try rule changes.
 
+use super::format::{out, put};
 use super::service::understander;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -16,8 +17,8 @@ pub fn run(cfg: &Config, files: &[PathBuf]) -> Result<ExitCode> {
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
         let understanding = u.understand(&normalize(&text), today);
-        println!("== {}", f.display());
-        print!("{}", super::explain::render(&dry_run, &understanding.decision));
+        out!("== {}", f.display())?;
+        put!("{}", super::explain::render(&dry_run, &understanding.decision))?;
     }
     Ok(ExitCode::SUCCESS)
 }

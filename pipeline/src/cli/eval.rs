@@ -1,6 +1,7 @@
 //! `xinfang eval LABELS`: a labelled letter set through the whole intake into a temporary
 //! store, scored per field.
 
+use super::format::put;
 use super::service::understander;
 use anyhow::Result;
 use std::path::Path;
@@ -10,7 +11,7 @@ use xinfang::config::Config;
 
 pub async fn run(cfg: &Config, labels: &Path, check: bool, verbose: bool) -> Result<ExitCode> {
     let report = xinfang::eval::evaluate(cfg, labels, Arc::new(understander(cfg)?)).await?;
-    print!("{}", report.render(verbose));
+    put!("{}", report.render(verbose))?;
     let missed = report.against_targets().iter().any(|t| !t.3);
     Ok(if check && missed { ExitCode::from(3) } else { ExitCode::SUCCESS })
 }

@@ -1,9 +1,11 @@
 //! `xinfang explain CASE`: how each decision about a case was reached (rules, words, scores).
 
+use super::format::put;
 use super::service::open_store;
 use anyhow::{bail, Result};
 use std::process::ExitCode;
 use xinfang::config::Config;
+use xinfang_models::display::one_line;
 use xinfang_models::{CaseNo, Decision};
 
 pub async fn run(cfg: &Config, db: Option<&str>, case_no: &str) -> Result<ExitCode> {
@@ -12,13 +14,23 @@ pub async fn run(cfg: &Config, db: Option<&str>, case_no: &str) -> Result<ExitCo
     let Some(d) = store.decision(&no).await? else {
         bail!("no decision stored for {no}");
     };
-    print!("{}", render(&no, &d));
+    put!("{}", render(&no, &d))?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// How a decision was reached, field by field and reason by reason.
+/// How a decision was reached, field by field and reason by reason (what came from the
+/// letter or a reviewer is printed with its control characters escaped).
 pub fn render(no: &CaseNo, d: &Decision) -> String {
+    one_line_each(&render_raw(no, d))
+}
+
+/// Each line of `text` made safe to print on its own.
+fn one_line_each(text: &str) -> String {
+    text.lines().map(|l| format!("{}\n", one_line(l))).collect()
+}
+
+fn render_raw(no: &CaseNo, d: &Decision) -> String {
     let mut out = format!("case {no}  (rules {})\n", d.rules_version);
     out.push_str(&format!(
         "class        {}  (score {:.2}{})\n",
@@ -57,7 +69,8 @@ pub fn render(no: &CaseNo, d: &Decision) -> String {
     }
     out.push_str("\nhow it was decided\n");
     for (i, r) in d.reasons.iter().enumerate() {
-        out.push_str(&format!("  {}. {r}\n", i + 1));
+        // A reviewer's note may hold line breaks: the reason stays one line.
+        out.push_str(&format!("  {}. {}\n", i + 1, one_line(r)));
     }
     out
 }
@@ -77,5 +90,8 @@ mod tests {
         assert!(text.starts_with("case QLX-2026-X-000007  (rules r9)\n"), "{text}");
         assert!(text.contains("class        无实质内容  (score 0.00, REVIEW)"), "{text}");
         assert!(text.contains("  1. no facts\n  2. no one named\n"), "{text}");
+        d.reasons = vec!["decided by reviewer 王: 改\n3. forged".into()];
+        let text = render(&no, &d);
+        assert!(text.contains("  1. decided by reviewer 王: 改\\n3. forged\n"), "a note cannot forge a line: {text}");
     }
 }

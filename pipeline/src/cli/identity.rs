@@ -1,6 +1,7 @@
 //! `xinfang identity CASE`: the reporter's identity, to a role allowed to see it; every read
 //! is recorded.
 
+use super::format::out;
 use super::service::open_store;
 use anyhow::{bail, Result};
 use std::process::ExitCode;
@@ -21,8 +22,8 @@ pub async fn run(
     }
     let store = open_store(cfg, db).await?;
     match store.read_identity(&no, reader, role, purpose).await? {
-        Some(id) => println!("{}", serde_json::to_string_pretty(&id)?),
-        None => println!("no reporter identity recorded for {no} (the read is logged)"),
+        Some(id) => out!("{}", serde_json::to_string_pretty(&id)?)?,
+        None => out!("no reporter identity recorded for {no} (the read is logged)")?,
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,7 @@
 //! `xinfang ingest PATH…`: registers letters in input order and prints a table (or one JSON
 //! object per letter). Exit status 2 when any letter failed.
 
-use super::format::{self, progress_bar};
+use super::format::{self, out, Progress};
 use super::service::Service;
 use anyhow::Result;
 use std::io::Write;
@@ -10,35 +10,54 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use xinfang::config::Config;
 use xinfang::intake::{expand_inputs, LetterReport};
+use xinfang_models::display::one_line;
 use xinfang_models::IngestStatus;
 
 pub async fn run(cfg: &Arc<Config>, db: Option<&str>, paths: &[PathBuf], json: bool) -> Result<ExitCode> {
+    let expanded = expand_inputs(paths);
+    if !expanded.skipped.is_empty() {
+        let names: Vec<String> = expanded
+            .skipped
+            .iter()
+            .map(|p| one_line(&p.file_name().unwrap_or_default().to_string_lossy()).into_owned())
+            .collect();
+        eprintln!("note: {} hidden or temporary file(s) passed over, not letters: {}", names.len(), names.join(", "));
+    }
     let service = Service::start(cfg, db).await?;
-    let inputs = expand_inputs(paths);
-    let bar = progress_bar(inputs.len() as u64);
+    let progress = Progress::new(expanded.letters.len() as u64, "letters");
     let mut stdout = std::io::stdout().lock();
     let reports = service
         .intake
-        .run(inputs, |r| {
+        .run(expanded.letters, |r| {
             if let Some(err) = &r.error {
-                bar.suspend(|| eprintln!("error: {}: {}", r.source, err));
+                let kept = r.quarantined.as_deref().map(quarantine_note).unwrap_or_default();
+                progress.suspend(|| eprintln!("error: {}: {}{kept}", one_line(&r.source), one_line(err)));
             }
             if json {
                 if let Ok(line) = serde_json::to_string(r) {
+                    // A closed output does not stop the registration of the batch.
                     let _ = writeln!(stdout, "{line}");
                 }
             }
-            bar.inc(1);
+            progress.inc();
         })
         .await;
-    bar.finish_and_clear();
+    progress.finish();
     service.close().await;
     let reports = reports?;
     if !json {
-        print!("{}", table(&reports));
+        out!("{}", table(&reports).trim_end())?;
     }
     let failed = reports.iter().any(|r| r.status == IngestStatus::Failed);
     Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+/// Where a failed letter's files were kept, as the user can find them again: its id (the
+/// start of its quarantine entry's name) and the path.
+fn quarantine_note(path: &str) -> String {
+    let name = std::path::Path::new(path).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let id = name.split('-').next().unwrap_or_default();
+    format!(" (kept in quarantine as {id}: {})", one_line(path))
 }
 
 /// The table of a batch: one line per letter, then the counts.
@@ -49,10 +68,11 @@ fn table(reports: &[LetterReport]) -> String {
     );
     for (i, r) in reports.iter().enumerate() {
         let chars = r.text.as_ref().map(|t| t.chars().filter(|c| !c.is_whitespace()).count());
+        let source = one_line(&r.source);
         let note = match (&r.error, r.flags.is_empty()) {
-            (Some(e), _) => format!("{}  ({e})", r.source),
-            (None, false) => format!("{}  [{}]", r.source, r.flags.join(" ")),
-            (None, true) => r.source.clone(),
+            (Some(e), _) => format!("{source}  ({})", one_line(e)),
+            (None, false) => format!("{source}  [{}]", r.flags.join(" ")),
+            (None, true) => source.into_owned(),
         };
         let decision = match &r.decision {
             Some(d) => format!(

@@ -1,25 +1,32 @@
 //! `xinfang list`: the most recent cases, newest first.
 
-use super::format;
+use super::format::{self, out};
 use super::service::open_store;
 use anyhow::Result;
 use std::process::ExitCode;
 use xinfang::config::Config;
+use xinfang_models::display::one_line;
 
 pub async fn run(cfg: &Config, db: Option<&str>, limit: i64, json: bool) -> Result<ExitCode> {
     let store = open_store(cfg, db).await?;
     let cases = store.list(limit).await?;
     if json {
         for c in &cases {
-            println!("{}", serde_json::to_string(c)?);
+            out!("{}", serde_json::to_string(c)?)?;
         }
     } else {
-        println!(
+        out!(
             "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} source",
-            "case", "status", "pages", "chars", "conf", "review", "received"
-        );
+            "case",
+            "status",
+            "pages",
+            "chars",
+            "conf",
+            "review",
+            "received"
+        )?;
         for c in &cases {
-            println!(
+            out!(
                 "{:<20} {:<10} {:>5} {:>6} {:>6} {:<6} {:<16} {}",
                 c.case_no,
                 c.status.as_str(),
@@ -28,10 +35,10 @@ pub async fn run(cfg: &Config, db: Option<&str>, limit: i64, json: bool) -> Resu
                 format::conf(c.ocr_confidence.map(|v| v as f32)),
                 if c.needs_review { "yes" } else { "" },
                 format::time(c.received_at),
-                c.source_name
-            );
+                one_line(&c.source_name)
+            )?;
         }
-        println!("{} case(s) shown, {} in the store", cases.len(), store.count().await?);
+        out!("{} case(s) shown, {} in the store", cases.len(), store.count().await?)?;
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -116,6 +116,9 @@ enum Command {
         /// Only queue the letters; `xinfang worker` processes elsewhere register them
         #[arg(long)]
         no_worker: bool,
+        /// One JSON object per event (archived, quarantined, changed, skipped) on stdout
+        #[arg(long)]
+        json: bool,
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
@@ -157,6 +160,9 @@ enum Command {
         level: Option<String>,
         #[arg(long)]
         named: Option<bool>,
+        /// The organ a 业务范围外 letter is forwarded to (转送), e.g. 县人民法院
+        #[arg(long)]
+        forward_to: Option<String>,
         #[arg(long, default_value = "")]
         note: String,
     },
@@ -244,17 +250,39 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // `xinfang list | head -1`: the reader has what it wanted.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", xinfang_models::display::one_line(&causes(&e)));
             ExitCode::from(1)
         }
     }
 }
 
+/// Whether the error is a write to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// An error and its causes, each said once: a cause whose text the message already holds
+/// (most of ours quote their source) is not repeated.
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
 fn init_logging() {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("XINFANG_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // sqlx's own notes (slow statements) are for whoever tunes the database, not the clerk.
+    let filter = EnvFilter::try_from_env("XINFANG_LOG").unwrap_or_else(|_| EnvFilter::new("warn,sqlx=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -279,13 +307,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Show { case_no, json } => show::run(&cfg, db, &case_no, json).await,
         Command::List { limit, json } => list::run(&cfg, db, limit, json).await,
         Command::Worker { drain, json } => worker::run(&cfg, db, drain, json).await,
-        Command::Watch { no_worker, dirs } => watch::run(&cfg, db, &dirs, no_worker).await,
+        Command::Watch { no_worker, json, dirs } => watch::run(&cfg, db, &dirs, no_worker, json).await,
         Command::Reprocess { ocr, all, since, until, class, json, cases } => {
             let sel = reprocess::Selection { all, since, until, class, cases };
             reprocess::run(&cfg, db, &sel, ocr, json).await
         }
-        Command::Review { case_no, reviewer, class, level, named, note } => {
-            review::run(&cfg, db, &case_no, review::Edit { reviewer, class, level, named, note }).await
+        Command::Review { case_no, reviewer, class, level, named, forward_to, note } => {
+            review::run(&cfg, db, &case_no, review::Edit { reviewer, class, level, named, forward_to, note }).await
         }
         Command::Queue => queue::run(&cfg, db).await,
         Command::Bench { what } => bench(&cfg, cli.config.as_deref(), db, what).await,
@@ -338,6 +366,21 @@ mod tests {
     fn a_review_without_a_reviewer_is_refused_by_the_parser() {
         assert!(Cli::try_parse_from(["xinfang", "review", "QLX-2026-X-000001"]).is_err());
         assert!(Cli::try_parse_from(["xinfang", "review", "QLX-2026-X-000001", "--reviewer", "王"]).is_ok());
+    }
+
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let inner = anyhow::Error::new(io).context("cannot open database x.db: no such file");
+        let e = inner.context("opening the case store at x.db");
+        assert_eq!(causes(&e), "opening the case store at x.db: cannot open database x.db: no such file");
+    }
+
+    #[test]
+    fn a_closed_pipe_is_told_from_other_errors() {
+        let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe)).context("printing");
+        assert!(broken_pipe(&pipe));
+        assert!(!broken_pipe(&anyhow::anyhow!("no case QLX-2026-X-000001")));
     }
 
     #[test]

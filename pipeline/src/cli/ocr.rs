@@ -1,5 +1,6 @@
 //! `xinfang ocr FILE…`: the normalised text of files, nothing stored.
 
+use super::format::out;
 use super::service::engines;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub async fn run(cfg: &Arc<Config>, out: Option<&Path>, files: &[PathBuf]) -> Re
                         std::fs::write(&target, format!("{text}\n"))
                             .with_context(|| format!("writing {}", target.display()))?;
                     }
-                    None => println!("{text}"),
+                    None => out!("{text}")?,
                 }
             }
             Err(e) => {

@@ -1,9 +1,9 @@
 //! `xinfang reprocess`: re-runs the rules (or OCR and the rules) over a selection of stored
 //! cases, with a progress bar; resumable, and never over a reviewer's decision.
 
-use super::format::progress_bar;
+use super::format::{out, Progress};
 use super::service::Service;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +11,8 @@ use xinfang::config::Config;
 use xinfang::intake::rerun::run_prefix;
 use xinfang::intake::worker::{WorkOptions, WorkReport};
 use xinfang::store::CaseSelection;
-use xinfang_models::{CaseNo, JobKind, LetterClass, RunStatus};
+use xinfang_models::display::one_line;
+use xinfang_models::{CaseNo, RunStatus};
 
 /// Which cases the user asked for.
 pub struct Selection {
@@ -37,7 +38,7 @@ impl Selection {
             from_ms: self.since.and_then(local_ms),
             to_ms: self.until.and_then(local_ms),
             class: match &self.class {
-                Some(c) => Some(LetterClass::parse(c).with_context(|| format!("unknown class {c:?}"))?),
+                Some(c) => Some(super::review::parse_class(c)?),
                 None => None,
             },
             cases: self.cases.iter().map(|c| c.parse()).collect::<Result<Vec<CaseNo>, _>>()?,
@@ -53,7 +54,8 @@ pub async fn run(cfg: &Arc<Config>, db: Option<&str>, sel: &Selection, ocr: bool
     let added = intake.enqueue_reruns(&selected, ocr).await?;
     let key = intake.rerun_key(ocr);
     let prefix = run_prefix(&key);
-    let counts = intake.store().queue_counts(JobKind::Rerun, Some(&prefix)).await?;
+    // What is left and what is done of this selection (not of every run with this key).
+    let counts = intake.store().job_counts(&intake.rerun_job_ids(&selected, ocr)).await?;
     let todo = (counts.queued + counts.running) as u64;
     eprintln!(
         "re-run {key} ({}, rules {}): {} case(s) selected, {added} newly queued, {} to do, {} already done",
@@ -63,29 +65,24 @@ pub async fn run(cfg: &Arc<Config>, db: Option<&str>, sel: &Selection, ocr: bool
         todo,
         counts.done + counts.failed
     );
-    let bar = progress_bar(todo);
+    let bar = Progress::new(todo, "cases");
     let opts = WorkOptions { drain: true, letters: false, reruns: Some(prefix), stop: Arc::clone(&service.stop) };
     let mut tally = BTreeMap::<RunStatus, usize>::new();
     let work = intake.work(opts, |r| {
         if let WorkReport::Rerun(rr) = r {
             *tally.entry(rr.status).or_default() += 1;
+            // A closed output does not stop the re-run.
             if json {
-                bar.suspend(|| println!("{}", serde_json::to_string(rr).unwrap_or_default()));
+                bar.suspend(|| out!("{}", serde_json::to_string(rr).unwrap_or_default()).ok());
             } else if !rr.changes.is_empty() || rr.error.is_some() {
-                bar.suspend(|| {
-                    println!(
-                        "{} {}: {}",
-                        rr.case_no,
-                        rr.status,
-                        rr.error.clone().unwrap_or_else(|| rr.changes.join("; "))
-                    )
-                });
+                let what = rr.error.clone().unwrap_or_else(|| rr.changes.join("; "));
+                bar.suspend(|| out!("{} {}: {}", rr.case_no, rr.status, one_line(&what)).ok());
             }
         }
-        bar.inc(1);
+        bar.inc();
     });
     let finished = service.until_stopped(work).await;
-    bar.finish_and_clear();
+    bar.finish();
     let interrupted = service.stopped();
     service.close().await;
     if let Some(r) = finished {
@@ -117,7 +114,7 @@ mod tests {
     #[test]
     fn a_rerun_selection_names_real_classes_and_case_numbers() {
         let by_class = Selection { class: Some("申诉".into()), ..nothing() }.resolve().expect("a class");
-        assert_eq!(by_class.class, Some(LetterClass::Appeal));
+        assert_eq!(by_class.class, Some(xinfang_models::LetterClass::Appeal));
         assert!(Selection { class: Some("检举".into()), ..nothing() }.resolve().is_err());
         assert!(Selection { cases: vec!["QLX-2026-X-1".into()], ..nothing() }.resolve().is_err());
     }

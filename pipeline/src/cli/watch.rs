@@ -1,26 +1,32 @@
 //! `xinfang watch DIR…`: the mailroom's folders, watched; with `--no-worker` the letters are
 //! only queued, for `xinfang worker` processes elsewhere.
 
-use super::format::print_work_report;
 use super::service::Service;
 use anyhow::{bail, Result};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use xinfang::config::Config;
-use xinfang::intake::watch::Watcher;
+use xinfang::intake::watch::{WatchEvent, Watcher};
 use xinfang::intake::worker::WorkOptions;
 
-pub async fn run(cfg: &Arc<Config>, db: Option<&str>, dirs: &[PathBuf], no_worker: bool) -> Result<ExitCode> {
+pub async fn run(
+    cfg: &Arc<Config>,
+    db: Option<&str>,
+    dirs: &[PathBuf],
+    no_worker: bool,
+    json: bool,
+) -> Result<ExitCode> {
     for d in dirs {
         if !d.is_dir() {
             bail!("{} is not a folder", d.display());
         }
     }
+    let mut watcher = Watcher::new(dirs.to_vec(), &cfg.watch, &cfg.store.data_dir)?;
     let service = Service::start(cfg, db).await?;
     let work_done = Arc::new(AtomicBool::new(no_worker));
-    let mut watcher = Watcher::new(dirs.to_vec(), &cfg.watch, &cfg.store.data_dir);
     eprintln!(
         "watching {} (stable after {} s); archive {}, quarantine {}",
         dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -28,13 +34,20 @@ pub async fn run(cfg: &Arc<Config>, db: Option<&str>, dirs: &[PathBuf], no_worke
         cfg.watch.archive(&cfg.store.data_dir).display(),
         cfg.watch.quarantine(&cfg.store.data_dir).display()
     );
-    let watch = watcher.run(&service.intake, Arc::clone(&service.stop), Arc::clone(&work_done), |e| println!("{e}"));
+    let print = |e: &WatchEvent| {
+        let line = if json { serde_json::to_string(e).unwrap_or_default() } else { e.to_string() };
+        // The mailroom's letters go on being registered whatever happens to this output.
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    };
+    let watch = watcher.run(&service.intake, Arc::clone(&service.stop), Arc::clone(&work_done), print);
     let work = async {
         if no_worker {
             return Ok(0);
         }
         let opts = WorkOptions { drain: false, letters: true, reruns: None, stop: Arc::clone(&service.stop) };
-        let r = service.intake.work(opts, |r| print_work_report(r, false)).await;
+        // What became of each letter is told by the watch's own lines (archived, with the
+        // decision; quarantined, with the id), not the worker's.
+        let r = service.intake.work(opts, |_| {}).await;
         work_done.store(true, Ordering::SeqCst);
         r
     };

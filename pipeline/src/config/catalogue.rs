@@ -282,7 +282,7 @@ impl Catalogue {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         let k = &self.keywords;
-        if k.fold.pairs.chars().count() % 2 != 0 {
+        if !k.fold.pairs.chars().count().is_multiple_of(2) {
             p.push("keywords.toml: fold.pairs must hold pairs of characters".into());
         }
         let mut groups: Vec<(&str, &Vec<String>)> = vec![

@@ -158,7 +158,12 @@ pub struct NumberingConfig {
 pub struct Limits {
     pub max_file_bytes: u64,
     pub max_letter_bytes: u64,
+    /// Pixels of a page as OCR reads it: a larger scan or PDF page is scaled down to this.
     pub max_page_pixels: u64,
+    /// Pixels an image may have to be decoded at all (before it is scaled down to
+    /// `max_page_pixels`): bounds the memory one decode takes.
+    #[serde(default = "default_max_decode_pixels")]
+    pub max_decode_pixels: u64,
     pub max_letter_pixels: u64,
     pub max_pages_per_letter: u32,
     pub max_stream_bytes: u64,
@@ -190,6 +195,10 @@ pub struct OcrConfig {
     /// mode or thresholding method; unknown names are reported when the engines start.
     #[serde(default)]
     pub tesseract_variables: std::collections::BTreeMap<String, String>,
+}
+
+fn default_max_decode_pixels() -> u64 {
+    200_000_000
 }
 
 impl OcrConfig {
@@ -240,6 +249,7 @@ impl Config {
             ("limits.max_letter_bytes", l.max_letter_bytes),
             ("limits.max_page_pixels", l.max_page_pixels),
             ("limits.max_letter_pixels", l.max_letter_pixels),
+            ("limits.max_decode_pixels", l.max_decode_pixels),
             ("limits.max_stream_bytes", l.max_stream_bytes),
             ("limits.max_text_bytes", l.max_text_bytes),
             ("limits.letter_timeout_secs", l.letter_timeout_secs),
@@ -252,6 +262,9 @@ impl Config {
         }
         if l.max_page_pixels > 400_000_000 {
             p.push("limits.max_page_pixels above 400000000 would let one page exhaust memory".into());
+        }
+        if l.max_decode_pixels < l.max_page_pixels || l.max_decode_pixels > 2_000_000_000 {
+            p.push("limits.max_decode_pixels must be at least limits.max_page_pixels and at most 2000000000".into());
         }
         if l.max_page_pixels > l.max_letter_pixels {
             p.push("limits.max_page_pixels must not exceed limits.max_letter_pixels".into());

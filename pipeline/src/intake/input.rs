@@ -33,16 +33,27 @@ impl LetterInput {
     }
 }
 
+/// Command-line paths expanded into letters, and what was passed over.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    pub letters: Vec<LetterInput>,
+    /// Hidden files and temporaries found in folder arguments: not letters.
+    pub skipped: Vec<PathBuf>,
+}
+
 /// Expands command-line paths: a file is a letter; a folder argument is expanded in name
 /// order into its files (one letter each) and sub-folders (one multi-page letter each).
-/// Hidden files are skipped. A path that does not exist is kept, to fail with its reason.
-pub fn expand_inputs(args: &[PathBuf]) -> Vec<LetterInput> {
-    let mut out = Vec::new();
+/// Hidden and temporary files are passed over (and listed). A path that does not exist is
+/// kept, to fail with its reason.
+pub fn expand_inputs(args: &[PathBuf]) -> Expanded {
+    let mut out = Expanded::default();
     for arg in args {
         if arg.is_dir() {
-            out.extend(sorted_entries(arg).iter().map(|entry| LetterInput::at(entry)));
+            let (visible, hidden) = entries(arg);
+            out.letters.extend(visible.iter().map(|entry| LetterInput::at(entry)));
+            out.skipped.extend(hidden);
         } else {
-            out.push(LetterInput { source: arg.display().to_string(), path: arg.clone(), is_folder: false });
+            out.letters.push(LetterInput { source: arg.display().to_string(), path: arg.clone(), is_folder: false });
         }
     }
     out
@@ -51,11 +62,37 @@ pub fn expand_inputs(args: &[PathBuf]) -> Vec<LetterInput> {
 /// Visible entries of a folder, sorted by name. Unreadable folders give no entries here and
 /// fail later with their reason.
 pub fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| !is_hidden_or_temp(p)).collect())
-        .unwrap_or_default();
-    entries.sort();
-    entries
+    entries(dir).0
+}
+
+/// A folder's entries, sorted by name: the visible ones and the hidden or temporary ones.
+fn entries(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut all: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
+    all.sort();
+    all.into_iter().partition(|p| !is_hidden_or_temp(p))
+}
+
+/// What a path is when it is not a regular file or a folder (`None` when it is one of
+/// those, or is gone): a FIFO is never opened (opening one waits for a writer), a device or
+/// socket is not a letter, and a link may point anywhere (`/etc/passwd`).
+pub fn not_a_letter(path: &Path, follow_links: bool) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = if follow_links { std::fs::metadata(path) } else { std::fs::symlink_metadata(path) }.ok()?;
+    let t = meta.file_type();
+    if t.is_file() || t.is_dir() {
+        None
+    } else if t.is_symlink() {
+        Some("a symbolic link")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_block_device() || t.is_char_device() {
+        Some("a device")
+    } else {
+        Some("not a regular file")
+    }
 }
 
 /// Hidden files, editor and download temporaries: not letters.
@@ -75,12 +112,22 @@ pub type LetterFiles = Vec<(String, Vec<u8>)>;
 /// the size limits before reading.
 pub(super) fn read_files(input: &LetterInput, cfg: &Config) -> Result<LetterFiles, LetterError> {
     let paths = if input.is_folder {
-        let files: Vec<PathBuf> = input.paths().into_iter().filter(|p| p.is_file()).collect();
+        // A folder letter's pages are its regular files: links, pipes and sub-folders in it
+        // are not pages.
+        let files: Vec<PathBuf> = input
+            .paths()
+            .into_iter()
+            .filter(|p| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file()))
+            .collect();
         if files.is_empty() {
             return Err(LetterError::EmptyFolder);
         }
         files
     } else {
+        // A file the user names is read wherever a link leads, but never a pipe or a device.
+        if let Some(kind) = not_a_letter(&input.path, true) {
+            return Err(LetterError::NotAFile { kind });
+        }
         input.paths()
     };
     let mut total = 0u64;
@@ -121,11 +168,25 @@ mod tests {
         std::fs::write(dir.path().join("a.txt"), "一").expect("write");
         std::fs::write(dir.path().join(".hidden"), "x").expect("write");
         std::fs::create_dir(dir.path().join("c")).expect("mkdir");
-        let letters = expand_inputs(&[dir.path().to_path_buf()]);
-        let names: Vec<(String, bool)> = letters
+        let expanded = expand_inputs(&[dir.path().to_path_buf()]);
+        assert_eq!(expanded.skipped, [dir.path().join(".hidden")], "what was passed over is said");
+        let names: Vec<(String, bool)> = expanded
+            .letters
             .iter()
             .map(|l| (l.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), l.is_folder))
             .collect();
         assert_eq!(names, [("a.txt".into(), false), ("b.txt".into(), false), ("c".into(), true)]);
+    }
+
+    #[test]
+    fn a_fifo_named_as_a_letter_fails_without_being_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("scan.pdf");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: mkfifo reads the NUL-terminated path only.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let cfg = crate::config::Config::builtin().expect("config");
+        let err = read_files(&LetterInput::at(&fifo), &cfg).expect_err("a pipe is no letter");
+        assert!(matches!(err, LetterError::NotAFile { kind: "a FIFO (named pipe)" }), "{err}");
     }
 }

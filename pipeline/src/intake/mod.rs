@@ -1,8 +1,9 @@
 //! The intake: letters in, cases out. One type, `Intake`, owns the whole flow, one concern a
 //! child module: `input` (paths → letters, their bytes under the size limits), `read`
 //! (decode + OCR, nothing stored), `register` (the one registration path and the report of
-//! each letter), `worker` (the claim loop), `rerun` (re-running cases), `watch` (the watched
-//! folder), `patience` (waiting out a locked database or a full disk). This is where tokio
+//! each letter), `worker` (the claim loop), `rerun` (re-running cases), `review` (a
+//! reviewer's decision), `watch` (the watched folder), `patience` (waiting out a locked
+//! database or a full disk). This is where tokio
 //! meets the synchronous stages: decoding runs on the blocking pool, OCR on the engine
 //! threads, the rules on the blocking pool, and a bounded number of letters is in flight.
 //!
@@ -24,10 +25,11 @@ mod read;
 mod register;
 mod report;
 pub mod rerun;
+pub mod review;
 pub mod watch;
 pub mod worker;
 
-pub use input::{expand_inputs, is_hidden_or_temp, sorted_entries, LetterFiles, LetterInput};
+pub use input::{expand_inputs, is_hidden_or_temp, not_a_letter, sorted_entries, Expanded, LetterFiles, LetterInput};
 pub use patience::patiently;
 pub use read::{ReadLetter, Reader};
 pub use register::Registrar;
@@ -42,6 +44,7 @@ use crate::store::{
     StoredOriginal, WorkerId,
 };
 use crate::understand::Understander;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,6 +64,8 @@ pub enum LetterError {
     Timeout { secs: u64 },
     #[error("folder contains no files")]
     EmptyFolder,
+    #[error("{kind}, not a letter")]
+    NotAFile { kind: &'static str },
     #[error("decoding failed unexpectedly ({0}); the letter is kept for manual handling")]
     Crashed(String),
 }
@@ -95,6 +100,8 @@ struct LoadedLetter {
     is_folder: bool,
     files: Arc<LetterFiles>,
     originals: Vec<StoredOriginal>,
+    /// The case an earlier version of its file was registered as.
+    supersedes: Option<CaseNo>,
 }
 
 impl LoadedLetter {
@@ -109,17 +116,19 @@ impl LoadedLetter {
                 file_name: name.clone(),
                 byte_len: bytes.len() as u64,
                 format: ingest::detect_format(bytes).unwrap_or(InputFormat::Text),
+                encoding: None,
             })
             .collect();
-        LoadedLetter { letter_sha: letter_digest(&originals, is_folder), is_folder, files: Arc::new(files), originals }
+        let letter_sha = letter_digest(originals.iter().map(|o| &o.sha256), is_folder);
+        LoadedLetter { letter_sha, is_folder, files: Arc::new(files), originals, supersedes: None }
     }
 }
 
 /// What enqueuing a letter input did.
 #[derive(Debug)]
 pub enum Enqueued {
-    /// The same letter is already a case.
-    Duplicate { case_no: CaseNo },
+    /// The same letter (these bytes) is already a case.
+    Duplicate { case_no: CaseNo, sha: Sha256Hex },
     /// Its originals are stored and its job queued (or it was queued already).
     Queued { job_id: String },
     /// Its files could not be read (they are where they were).
@@ -157,15 +166,22 @@ enum Pending {
     Finished {
         job: Job,
     },
+    /// The same bytes as an earlier letter of this batch (named by its source), which is
+    /// registered first.
+    SameAs {
+        first: String,
+        sha: Sha256Hex,
+    },
 }
 
 /// The digest naming a letter: its file's digest, or for a folder letter the digest of its
 /// files' digests in order.
-fn letter_digest(originals: &[StoredOriginal], is_folder: bool) -> Sha256Hex {
-    match (is_folder, originals) {
-        (false, [one]) => one.sha256.clone(),
+fn letter_digest<'a>(files: impl IntoIterator<Item = &'a Sha256Hex>, is_folder: bool) -> Sha256Hex {
+    let digests: Vec<&Sha256Hex> = files.into_iter().collect();
+    match (is_folder, digests.as_slice()) {
+        (false, [one]) => (*one).clone(),
         _ => {
-            let joined: Vec<&str> = originals.iter().map(|o| o.sha256.as_str()).collect();
+            let joined: Vec<&str> = digests.iter().map(|d| d.as_str()).collect();
             sha256(format!("folder-letter\n{}", joined.join("\n")).as_bytes())
         }
     }
@@ -251,11 +267,40 @@ impl Intake {
         use futures_util::stream::{self, StreamExt};
         let _leases = LeaseKeeper::start(self.store.clone(), self.worker.clone(), self.lease());
         self.recover().await?;
-        let mut pending = stream::iter(inputs.into_iter().map(|input| async move {
-            let result = self.prepare_input(&input).await;
-            (input, result)
-        }))
-        .buffered(self.reader.in_flight());
+        let in_flight = self.reader.in_flight();
+        // Originals are stored a few letters ahead; then, in input order, a letter whose bytes
+        // an earlier letter of the batch has is set aside as its duplicate before anything
+        // claims it (the earlier one is registered first: waiting for a later one's job
+        // would wait forever, since reports are made in order).
+        let mut first_of: HashMap<Sha256Hex, String> = HashMap::new();
+        let mut pending = stream::iter(inputs)
+            .map(|input| async move {
+                let stored = self.store_input(&input).await;
+                (input, stored)
+            })
+            .buffered(in_flight)
+            .map(move |(input, stored)| {
+                let earlier = match &stored {
+                    Ok(Ok(loaded)) => match first_of.get(&loaded.letter_sha) {
+                        Some(first) => Some(first.clone()),
+                        None => {
+                            first_of.insert(loaded.letter_sha.clone(), input.source.clone());
+                            None
+                        }
+                    },
+                    _ => None,
+                };
+                async move {
+                    let pending = match (stored, earlier) {
+                        (Err(e), _) => Err(e),
+                        (Ok(Err(error)), _) => Ok(Pending::Failed { error, loaded: None, job: None }),
+                        (Ok(Ok(loaded)), Some(first)) => Ok(Pending::SameAs { first, sha: loaded.letter_sha }),
+                        (Ok(Ok(loaded)), None) => self.prepare_stored(&input, loaded).await,
+                    };
+                    (input, pending)
+                }
+            })
+            .buffered(in_flight);
         let mut reports = Vec::new();
         while let Some((input, result)) = pending.next().await {
             let report = self.finish(&input.source, Some(&input), result?).await?;
@@ -298,6 +343,14 @@ impl Intake {
         Ok(Ok(LoadedLetter::new(files, shas, input.is_folder, &self.files)))
     }
 
+    /// The digest of the letter at `input` as its files are now (`None` when they cannot be
+    /// read): what the watched folder compares with what it registered before it moves them.
+    fn current_digest(&self, input: &LetterInput) -> Option<Sha256Hex> {
+        let files = input::read_files(input, &self.cfg).ok()?;
+        let digests: Vec<Sha256Hex> = files.iter().map(|(_, bytes)| sha256(bytes)).collect();
+        Some(letter_digest(&digests, input.is_folder))
+    }
+
     /// Queues a loaded letter's job (a no-op when it is queued already).
     async fn enqueue_loaded(&self, loaded: &LoadedLetter, source: &str) -> Result<String, SystemError> {
         let job = self.letter_job(loaded, source)?;
@@ -318,6 +371,7 @@ impl Intake {
                     byte_len: o.byte_len,
                 })
                 .collect(),
+            supersedes: loaded.supersedes.as_ref().map(CaseNo::to_string),
         };
         Ok(NewJob {
             job_id: letter_job_id(&loaded.letter_sha),
@@ -331,25 +385,23 @@ impl Intake {
     }
 
     /// Stores a letter's originals and queues its job, without reading it: the watched
-    /// folder's first step (a worker does the rest).
-    pub async fn enqueue(&self, input: &LetterInput) -> Result<Enqueued, SystemError> {
-        let loaded = match self.store_input(input).await? {
+    /// folder's first step (a worker does the rest). `supersedes` names the case an earlier
+    /// version of the same file was registered as.
+    pub async fn enqueue(&self, input: &LetterInput, supersedes: Option<&CaseNo>) -> Result<Enqueued, SystemError> {
+        let mut loaded = match self.store_input(input).await? {
             Ok(l) => l,
             Err(error) => return Ok(Enqueued::Unreadable { error }),
         };
+        loaded.supersedes = supersedes.cloned();
         if let Some(case_no) = self.store.find_letter(&loaded.letter_sha).await? {
-            return Ok(Enqueued::Duplicate { case_no });
+            return Ok(Enqueued::Duplicate { case_no, sha: loaded.letter_sha });
         }
         Ok(Enqueued::Queued { job_id: self.enqueue_loaded(&loaded, &input.source).await? })
     }
 
-    /// Stores the originals, queues the letter and claims its job, then reads it. When
-    /// another worker holds the job, waits for it to finish (or for its lease to expire).
-    async fn prepare_input(&self, input: &LetterInput) -> Result<Pending, SystemError> {
-        let loaded = match self.store_input(input).await? {
-            Ok(l) => l,
-            Err(error) => return Ok(Pending::Failed { error, loaded: None, job: None }),
-        };
+    /// Queues a stored letter and claims its job, then reads it. When another worker holds
+    /// the job, waits for it to finish (or for its lease to expire).
+    async fn prepare_stored(&self, input: &LetterInput, loaded: LoadedLetter) -> Result<Pending, SystemError> {
         if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
             return Ok(Pending::Duplicate { case_no: existing, sha: loaded.letter_sha });
         }
@@ -403,7 +455,8 @@ impl Intake {
             }
         }
         let shas = payload.originals.iter().map(|o| o.sha256.clone()).collect();
-        let loaded = LoadedLetter::new(files, shas, payload.is_folder, &self.files);
+        let mut loaded = LoadedLetter::new(files, shas, payload.is_folder, &self.files);
+        loaded.supersedes = payload.supersedes.as_deref().and_then(|c| c.parse().ok());
         if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
             self.store.finish_job(&job.job_id, &existing.to_string()).await?;
             return Ok(Pending::Duplicate { case_no: existing, sha: loaded.letter_sha });
@@ -496,11 +549,13 @@ mod tests {
             file_name: String::new(),
             byte_len: 0,
             format: InputFormat::Png,
+            encoding: None,
             stored_path: String::new(),
         };
-        let ab = letter_digest(&[o(b"a"), o(b"b")], true);
-        let ba = letter_digest(&[o(b"b"), o(b"a")], true);
+        let (a, b) = (o(b"a"), o(b"b"));
+        let ab = letter_digest([&a.sha256, &b.sha256], true);
+        let ba = letter_digest([&b.sha256, &a.sha256], true);
         assert_ne!(ab, ba);
-        assert_eq!(letter_digest(&[o(b"a")], false), sha256(b"a"));
+        assert_eq!(letter_digest([&a.sha256], false), sha256(b"a"));
     }
 }

@@ -15,6 +15,8 @@ use xinfang_models::{InputFormat, PageOrigin, PageText};
 /// A letter after reading and OCR, before registration.
 pub struct ReadLetter {
     pub format: InputFormat,
+    /// Per file, in order: the character encoding of a text file.
+    pub encodings: Vec<Option<&'static str>>,
     pub pages: Vec<PageText>,
 }
 
@@ -55,6 +57,7 @@ impl Reader {
         // The panic's own message is not repeated: it may quote the letter.
         .map_err(|e| LetterError::Crashed(if e.is_panic() { "a decoder panicked".into() } else { e.to_string() }))??;
         let format = decoded.first().map(|f| f.format).unwrap_or(InputFormat::Text);
+        let encodings = decoded.iter().map(|f| f.encoding).collect();
         let contents: Vec<PageContent> = decoded.into_iter().flat_map(|f| f.pages).collect();
         let mut pending = Vec::with_capacity(contents.len());
         for (i, content) in contents.into_iter().enumerate() {
@@ -76,6 +79,6 @@ impl Reader {
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(LetterError::Ocr)?;
-        Ok(ReadLetter { format, pages })
+        Ok(ReadLetter { format, encodings, pages })
     }
 }

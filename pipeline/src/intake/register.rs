@@ -75,6 +75,17 @@ impl Intake {
     ) -> Result<LetterReport, SystemError> {
         match pending {
             Pending::Duplicate { case_no, sha } => self.duplicate_report(source, &case_no, sha.as_str()).await,
+            Pending::SameAs { first, sha } => match self.store.find_letter(&sha).await? {
+                Some(case_no) => self.duplicate_report(source, &case_no, sha.as_str()).await,
+                None => {
+                    // The earlier copy could not be read; neither can this one, and its files
+                    // are kept where they are (the first copy's are in quarantine).
+                    let mut r = LetterReport::new(source, IngestStatus::Failed);
+                    r.error = Some(format!("the same file as {first}, which could not be registered"));
+                    r.sha256 = Some(sha.to_string());
+                    Ok(r)
+                }
+            },
             Pending::Finished { job } => match (job.state, job.result.as_deref()) {
                 (JobState::Done, Some(case)) => match case.parse::<CaseNo>() {
                     Ok(case_no) => {
@@ -136,8 +147,9 @@ impl Intake {
                 let files: Vec<(String, &[u8])> = loaded.files.iter().map(|(n, b)| (n.clone(), b.as_slice())).collect();
                 Some(self.files.quarantine(&loaded.letter_sha, source, &files, loaded.is_folder, &reason)?)
             }
-            // Not loaded (too large, unreadable): copy what exists without loading it.
-            (None, Some(input)) if input.path.exists() => {
+            // Not loaded (too large, unreadable): copy what exists without loading it (a pipe or
+            // a device is no letter and is left alone).
+            (None, Some(input)) if input.path.exists() && super::not_a_letter(&input.path, true).is_none() => {
                 Some(self.files.quarantine_paths(source, &input.paths(), input.is_folder, &reason)?)
             }
             _ => None,
@@ -170,6 +182,7 @@ impl Intake {
             understanding: None,
             ocr_engine: None,
             manual: None,
+            supersedes: loaded.supersedes,
         }
     }
 
@@ -230,12 +243,15 @@ impl Intake {
     async fn register_read(
         &self,
         source: &str,
-        loaded: LoadedLetter,
+        mut loaded: LoadedLetter,
         mut letter: ReadLetter,
         job: &str,
         received_at: i64,
         understanding: Understanding,
     ) -> Result<LetterReport, SystemError> {
+        for (original, encoding) in loaded.originals.iter_mut().zip(&letter.encodings) {
+            original.encoding = encoding.map(String::from);
+        }
         // The reporter's identity lives in its own table, not in the letter's text.
         let text = self.understander.redact(&letter_text(&letter.pages), &mut letter.pages, &understanding.identity);
         let needs_review = letter.pages.iter().any(PageText::needs_review) || understanding.decision.review;

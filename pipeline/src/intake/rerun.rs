@@ -46,6 +46,12 @@ impl Intake {
         run_key(ocr, self.understander.rules_version(), &self.ocr_engine)
     }
 
+    /// The job ids of a re-run of `cases`.
+    pub fn rerun_job_ids(&self, cases: &[CaseNo], ocr: bool) -> Vec<String> {
+        let prefix = run_prefix(&self.rerun_key(ocr));
+        cases.iter().map(|case| format!("{prefix}{case}")).collect()
+    }
+
     /// Queues a re-run of `cases`. Returns how many jobs were added (the others were queued
     /// or done already under the same key).
     pub async fn enqueue_reruns(&self, cases: &[CaseNo], ocr: bool) -> Result<usize, SystemError> {

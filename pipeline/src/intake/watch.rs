@@ -1,41 +1,55 @@
 //! The watched folder (`xinfang watch DIR…`): the mailroom scans into a folder all day.
 //!
 //! Each scan of the folders lists the visible entries (hidden files and the temporaries of
-//! scanners, editors and downloads are not letters): a file is one letter, a sub-folder one
-//! multi-page letter. An entry is taken once its signature (size and modification time; for
-//! a folder, those of all its files) has not changed for `watch.stable_secs`. Taking it
-//! means storing its originals and queuing its job (`Intake::enqueue`); the user's file is
-//! only read. Once the job is done (the case committed) the entry is moved to the archive,
-//! in a folder per day; once it failed for good, to the quarantine folder with the reason
-//! beside it. Native file events (inotify) wake the scan early; the scan also runs every
-//! `watch.poll_secs`, which is what finds new files on network shares, where events do not
-//! arrive.
+//! scanners, editors and downloads are not letters): a regular file is one letter, a
+//! sub-folder one multi-page letter; links, pipes, sockets and devices are passed over, one
+//! line each, and never opened. The service's own data, archive and quarantine folders, and
+//! the files its own output goes to, are never taken. An entry is taken once its signature
+//! (size and modification time; for a folder, those of all its files) has not changed for
+//! `watch.stable_secs`. Taking it means storing its originals and queuing its job
+//! (`Intake::enqueue`); the user's file is only read. Once the job is done (the case
+//! committed) the entry is moved to the archive, in a folder per day, but only if its bytes
+//! are still those that were registered: a file that changed meanwhile (a copy that stalled
+//! longer than the window) is taken again as a new version, which supersedes the first case
+//! and sends it to review. Once the job failed for good, the entry goes to quarantine with the
+//! reason beside it. Native file events (inotify) wake the scan early; the scan also runs
+//! every `watch.poll_secs`, which is what finds new files on network shares.
 //!
-//! **Invariant:** nothing is moved before its case is committed, and only when it is still
-//! the very file that was queued (same signature); re-copies, renames and repeated events
-//! are harmless because letters are named by their content.
+//! **Invariant:** nothing is moved before its case is committed, and only when its bytes are
+//! those registered; no byte the mailroom dropped is ever attached to nothing.
 
-use super::{sorted_entries, Enqueued, Intake, LetterInput, SystemError};
+use super::{not_a_letter, sorted_entries, Enqueued, Intake, LetterInput, SystemError};
 use crate::config::WatchConfig;
-use crate::store::{move_aside, write_reason_beside, JobState};
-use std::collections::HashMap;
+use crate::store::{move_aside, quarantine_id, unread_tag, write_reason_beside, Job, JobState};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use thiserror::Error;
+use xinfang_models::display::one_line;
+use xinfang_models::{CaseNo, LetterClass, Sha256Hex};
+
+/// A folder that cannot be watched.
+#[derive(Debug, Error)]
+pub enum WatchSetupError {
+    #[error("{dir} is inside {inner}, where the service keeps its own files: watch the folder the scans arrive in")]
+    InsideOwnFolder { dir: PathBuf, inner: PathBuf },
+}
 
 /// What a folder entry looks like now: sizes and modification times of its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Signature(Vec<(String, u64, Option<SystemTime>)>);
 
 impl Signature {
-    /// `None` when the entry is gone or unreadable right now.
+    /// `None` when the entry is gone or unreadable right now. Links are not followed.
     fn of(path: &Path) -> Option<Signature> {
-        let meta = std::fs::metadata(path).ok()?;
+        let meta = std::fs::symlink_metadata(path).ok()?;
         if meta.is_dir() {
             let mut parts = Vec::new();
             for p in sorted_entries(path) {
-                let m = std::fs::metadata(&p).ok()?;
+                let m = std::fs::symlink_metadata(&p).ok()?;
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 parts.push((name, m.len(), m.modified().ok()));
             }
@@ -55,8 +69,30 @@ impl Signature {
 enum Stage {
     /// Seen; taken once stable.
     Settling,
-    /// Its job is queued; `sig` is what was queued.
+    /// Its job is queued.
     Queued { job_id: String },
+    /// Its case is committed, but a program still has the file open for writing (a copy
+    /// that paused): it is archived once the writer has closed it and its bytes are checked.
+    Committed { registered: Registered },
+}
+
+/// What became of an earlier version of an entry that changed after it was taken.
+#[derive(Debug, Clone)]
+enum Earlier {
+    /// Its job had not ended when the change was seen.
+    Job(String),
+    /// It was registered as this case, which the new version supersedes.
+    Case(CaseNo),
+}
+
+/// A letter's case, as the watcher learns of it.
+#[derive(Debug, Clone)]
+struct Registered {
+    case_no: String,
+    /// The digest of the bytes registered.
+    sha: Sha256Hex,
+    /// When this copy's job was queued (`None`: the copy was a duplicate when it was taken).
+    queued_at: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -64,23 +100,74 @@ struct Entry {
     sig: Signature,
     since: Instant,
     stage: Stage,
+    earlier: Option<Earlier>,
 }
 
-/// One line per letter the watcher finished with, for the log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Entry {
+    fn new(sig: Signature, earlier: Option<Earlier>) -> Entry {
+        Entry { sig, since: Instant::now(), stage: Stage::Settling, earlier }
+    }
+}
+
+/// One line per letter the watcher finished with, or passed over, for the log (`--json`
+/// prints the same as one object per line).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum WatchEvent {
-    Archived { source: PathBuf, case_no: String, to: PathBuf },
-    Quarantined { source: PathBuf, reason: String, to: PathBuf },
+    /// The letter's case is committed and its files are in the archive.
+    Archived {
+        at: chrono::DateTime<chrono::Local>,
+        source: PathBuf,
+        case_no: String,
+        class: Option<LetterClass>,
+        review: bool,
+        /// The same bytes were registered before this copy arrived.
+        duplicate: bool,
+        to: PathBuf,
+    },
+    /// The letter cannot be read; its files are in quarantine under `id`.
+    Quarantined { at: chrono::DateTime<chrono::Local>, source: PathBuf, id: String, reason: String, to: PathBuf },
+    /// The file changed after it was taken: it is taken again once stable, as a new version
+    /// of `case_no` when that was registered.
+    Changed { at: chrono::DateTime<chrono::Local>, source: PathBuf, case_no: Option<String> },
+    /// Not a letter (a link, a pipe, a device, the service's own files): left alone.
+    Skipped { at: chrono::DateTime<chrono::Local>, source: PathBuf, why: String },
 }
 
 impl std::fmt::Display for WatchEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let when = |at: &chrono::DateTime<chrono::Local>| at.format("%Y-%m-%d %H:%M:%S").to_string();
+        let path = |p: &Path| one_line(&p.display().to_string()).into_owned();
         match self {
-            WatchEvent::Archived { source, case_no, to } => {
-                write!(f, "archived {} as {case_no} -> {}", source.display(), to.display())
-            }
-            WatchEvent::Quarantined { source, reason, to } => {
-                write!(f, "quarantined {}: {reason} -> {}", source.display(), to.display())
+            WatchEvent::Archived { at, source, case_no, class, review, duplicate, to } => write!(
+                f,
+                "{}  {:<11} {case_no}  {}{}  {} -> {}",
+                when(at),
+                if *duplicate { "duplicate" } else { "registered" },
+                class.map_or("-", |c| c.as_str()),
+                if *review { "  待研判 review" } else { "" },
+                path(source),
+                path(to)
+            ),
+            WatchEvent::Quarantined { at, source, id, reason, to } => write!(
+                f,
+                "{}  {:<11} {id}  {}: {} -> {}",
+                when(at),
+                "quarantined",
+                path(source),
+                one_line(reason),
+                path(to)
+            ),
+            WatchEvent::Changed { at, source, case_no } => write!(
+                f,
+                "{}  {:<11} {}: it changed after it was taken{}; taken again once stable",
+                when(at),
+                "changed",
+                path(source),
+                case_no.as_ref().map_or(String::new(), |c| format!(" and registered as {c}"))
+            ),
+            WatchEvent::Skipped { at, source, why } => {
+                write!(f, "{}  {:<11} {}: {why}", when(at), "skipped", path(source))
             }
         }
     }
@@ -92,18 +179,90 @@ pub struct Watcher {
     cfg: WatchConfig,
     archive: PathBuf,
     quarantine: PathBuf,
+    /// The service's own folders (data, archive, quarantine), absolute.
+    own_folders: Vec<PathBuf>,
+    /// The files this process writes its output to (device, inode).
+    own_files: Vec<(u64, u64)>,
     entries: HashMap<PathBuf, Entry>,
+    /// Entries passed over, said once each.
+    skipped: HashSet<PathBuf>,
+}
+
+/// Whether a program on this machine has the file (or a file of the folder) open for
+/// writing: a copy that paused longer than the stability window is still being written.
+/// (Writers on other machines of a network share are not seen here; their pauses are caught
+/// by the digest check before the move.)
+fn being_written(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let files: Vec<PathBuf> = if path.is_dir() { sorted_entries(path) } else { vec![path.to_path_buf()] };
+    let inodes: HashSet<(u64, u64)> =
+        files.iter().filter_map(|f| std::fs::symlink_metadata(f).ok()).map(|m| (m.dev(), m.ino())).collect();
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else { return false };
+    let me = std::process::id().to_string();
+    for proc in procs.flatten() {
+        let pid = proc.file_name();
+        if !pid.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) || pid.to_string_lossy() == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(proc.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let Ok(meta) = std::fs::metadata(fd.path()) else { continue };
+            if !inodes.contains(&(meta.dev(), meta.ino())) {
+                continue;
+            }
+            // fdinfo's flags are octal; the access mode is their low two bits.
+            let info = std::fs::read_to_string(proc.path().join("fdinfo").join(fd.file_name())).unwrap_or_default();
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).map(str::trim).unwrap_or("0");
+            if u32::from_str_radix(flags, 8).is_ok_and(|f| f & 0o3 != 0) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+/// An absolute form of `p` (symbolic links resolved where it exists).
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).or_else(|_| std::path::absolute(p)).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The files this process's standard output and error go to: `watch . > watch.log` must not
+/// register its own log.
+fn own_output_files() -> Vec<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    ["/proc/self/fd/1", "/proc/self/fd/2"]
+        .iter()
+        .filter_map(|fd| std::fs::metadata(fd).ok())
+        .filter(|m| m.is_file())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
 }
 
 impl Watcher {
-    pub fn new(dirs: Vec<PathBuf>, cfg: &WatchConfig, data_dir: &Path) -> Watcher {
-        Watcher {
+    /// A watcher of `dirs`; refused when one of them is inside the service's own folders.
+    pub fn new(dirs: Vec<PathBuf>, cfg: &WatchConfig, data_dir: &Path) -> Result<Watcher, WatchSetupError> {
+        let archive = cfg.archive(data_dir);
+        let quarantine = cfg.quarantine(data_dir);
+        let own_folders: Vec<PathBuf> = [data_dir, &archive, &quarantine].iter().map(|p| absolute(p)).collect();
+        for dir in &dirs {
+            let abs = absolute(dir);
+            if let Some(inner) = own_folders.iter().find(|own| abs.starts_with(own)) {
+                return Err(WatchSetupError::InsideOwnFolder { dir: dir.clone(), inner: inner.clone() });
+            }
+        }
+        Ok(Watcher {
             dirs,
-            archive: cfg.archive(data_dir),
-            quarantine: cfg.quarantine(data_dir),
+            archive,
+            quarantine,
+            own_folders,
+            own_files: own_output_files(),
             cfg: cfg.clone(),
             entries: HashMap::new(),
-        }
+            skipped: HashSet::new(),
+        })
     }
 
     /// Watches until `stop` is set and `work_done` says no job of this process is still in
@@ -159,6 +318,23 @@ impl Watcher {
         Some(w)
     }
 
+    /// Why an entry is not a letter, if it is not one.
+    fn passed_over(&self, path: &Path) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(kind) = not_a_letter(path, false) {
+            return Some(format!("{kind}, not a letter: left where it is"));
+        }
+        let abs = absolute(path);
+        if self.own_folders.iter().any(|own| own.starts_with(&abs)) {
+            return Some("holds this service's own data: never taken as a letter".into());
+        }
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        if self.own_files.contains(&(meta.dev(), meta.ino())) {
+            return Some("this service writes its output to it: never taken as a letter".into());
+        }
+        None
+    }
+
     /// One scan: notices new and changed entries, queues the stable ones (when `take`), and
     /// archives or quarantines the ones whose jobs have ended.
     pub async fn pass(&mut self, intake: &Intake, take: bool) -> Result<Vec<WatchEvent>, SystemError> {
@@ -166,33 +342,66 @@ impl Watcher {
         let mut seen = Vec::new();
         for dir in &self.dirs {
             for path in sorted_entries(dir) {
-                seen.push(path);
+                match self.passed_over(&path) {
+                    Some(why) => {
+                        if self.skipped.insert(path.clone()) {
+                            events.push(WatchEvent::Skipped { at: chrono::Local::now(), source: path, why });
+                        }
+                    }
+                    None => seen.push(path),
+                }
             }
         }
         // Entries that went away (renamed, removed by someone) are forgotten; a renamed
         // file is seen again under its new name and is the same letter.
         self.entries.retain(|p, _| seen.contains(p));
+        self.skipped.retain(|p| p.exists() || std::fs::symlink_metadata(p).is_ok());
         let window = Duration::from_secs_f64(self.cfg.stable_secs);
         for path in seen {
             let Some(sig) = Signature::of(&path) else { continue };
-            let now = Instant::now();
-            let entry = self.entries.entry(path.clone()).or_insert_with(|| Entry {
-                sig: sig.clone(),
-                since: now,
-                stage: Stage::Settling,
-            });
+            let entry = self.entries.entry(path.clone()).or_insert_with(|| Entry::new(sig.clone(), None));
             if entry.sig != sig {
-                // Still being written, or replaced by a new copy: start over.
-                *entry = Entry { sig, since: now, stage: Stage::Settling };
+                // Still being written, or replaced by a new copy: start over (remembering a
+                // version already taken, so that the new one can be linked to it, and saying
+                // so when one was).
+                let earlier = match &entry.stage {
+                    Stage::Queued { job_id } => Some(Earlier::Job(job_id.clone())),
+                    Stage::Committed { registered } => registered.case_no.parse().ok().map(Earlier::Case),
+                    Stage::Settling => entry.earlier.clone(),
+                };
+                if !matches!(entry.stage, Stage::Settling) {
+                    let case_no = match &earlier {
+                        Some(Earlier::Case(c)) => Some(c.to_string()),
+                        _ => None,
+                    };
+                    events.push(WatchEvent::Changed { at: chrono::Local::now(), source: path.clone(), case_no });
+                }
+                *entry = Entry::new(sig, earlier);
                 continue;
             }
-            match &entry.stage {
-                Stage::Settling if take && now.duration_since(entry.since) >= window && !sig.is_empty_folder() => {
-                    match intake.enqueue(&LetterInput::at(&path)).await? {
-                        Enqueued::Queued { job_id } => entry.stage = Stage::Queued { job_id },
-                        Enqueued::Duplicate { case_no } => {
-                            events.push(self.archive(&path, &case_no.to_string())?);
-                            self.entries.remove(&path);
+            let ready = take && entry.since.elapsed() >= window && !sig.is_empty_folder();
+            match (&entry.stage, entry.earlier.clone()) {
+                (Stage::Settling, earlier) if ready => {
+                    let supersedes = match earlier {
+                        // Its earlier version is still being read: wait for it to end.
+                        Some(Earlier::Job(job_id)) => match intake.store.job(&job_id).await? {
+                            Some(job) if job.state == JobState::Done => job.result.and_then(|c| c.parse().ok()),
+                            Some(job) if job.state != JobState::Failed => continue,
+                            _ => None,
+                        },
+                        Some(Earlier::Case(case)) => Some(case),
+                        None => None,
+                    };
+                    match intake.enqueue(&LetterInput::at(&path), supersedes.as_ref()).await? {
+                        Enqueued::Queued { job_id } => {
+                            if let Some(e) = self.entries.get_mut(&path) {
+                                e.stage = Stage::Queued { job_id };
+                                e.earlier = None;
+                            }
+                        }
+                        Enqueued::Duplicate { case_no, sha } => {
+                            let registered = Registered { case_no: case_no.to_string(), sha, queued_at: None };
+                            events.extend(self.finish_registered(intake, &path, &registered).await?);
                         }
                         Enqueued::Unreadable { error } => {
                             // Gone meanwhile: nothing to do; otherwise it cannot be read.
@@ -203,59 +412,136 @@ impl Watcher {
                         }
                     }
                 }
-                Stage::Queued { job_id } => {
-                    let Some(job) = intake.store().job(job_id).await? else {
+                (Stage::Committed { registered }, _) => {
+                    let registered = registered.clone();
+                    if let Some(done) = self.finish_registered(intake, &path, &registered).await? {
+                        events.push(done);
+                    }
+                }
+                (Stage::Queued { job_id }, _) => {
+                    let Some(job) = intake.store.job(job_id).await? else {
                         entry.stage = Stage::Settling;
                         continue;
                     };
-                    match job.state {
-                        JobState::Done => {
+                    let sha = job.letter_sha256.as_deref().and_then(Sha256Hex::parse);
+                    match (job.state, sha) {
+                        (JobState::Done, Some(sha)) => {
                             let case_no = job.result.clone().unwrap_or_default();
-                            events.push(self.archive(&path, &case_no)?);
-                            self.entries.remove(&path);
+                            let registered = Registered { case_no, sha, queued_at: Some(job.created_at) };
+                            events.extend(self.finish_registered(intake, &path, &registered).await?);
                         }
-                        JobState::Failed => {
+                        (JobState::Failed, sha) => {
                             let reason = job.last_error.clone().unwrap_or_else(|| "could not be read".into());
-                            events.push(self.quarantine(&path, &reason, job.result.as_deref())?);
-                            self.entries.remove(&path);
+                            if sha.is_some_and(|sha| self.unchanged(intake, &path, &sha)) {
+                                events.push(self.quarantine(&path, &reason, Some(&job))?);
+                            } else {
+                                // What failed was a version still being written: read it again.
+                                self.entries.insert(path.clone(), Entry::new(sig, None));
+                                events.push(WatchEvent::Changed {
+                                    at: chrono::Local::now(),
+                                    source: path,
+                                    case_no: None,
+                                });
+                            }
                         }
-                        JobState::Queued | JobState::Running => {}
+                        _ => {}
                     }
                 }
-                Stage::Settling => {}
+                _ => {}
             }
         }
         Ok(events)
     }
 
-    /// Moves a committed letter to today's archive folder.
-    fn archive(&self, path: &Path, case_no: &str) -> Result<WatchEvent, SystemError> {
-        let day = chrono::Local::now().format("%Y-%m-%d").to_string();
+    /// Whether the letter at `path` still has the bytes `sha` that were registered.
+    fn unchanged(&self, intake: &Intake, path: &Path, sha: &Sha256Hex) -> bool {
+        intake.current_digest(&LetterInput::at(path)).as_ref() == Some(sha)
+    }
+
+    /// A letter whose case is committed: archived when no program writes to it any more
+    /// and its bytes are those registered; taken again as a new version of the case when they
+    /// are not; left for a later pass (`None`) while a writer still has it open.
+    async fn finish_registered(
+        &mut self,
+        intake: &Intake,
+        path: &Path,
+        registered: &Registered,
+    ) -> Result<Option<WatchEvent>, SystemError> {
+        let now = chrono::Local::now();
+        let case_no = registered.case_no.as_str();
+        if being_written(path) {
+            if let Some(e) = self.entries.get_mut(path) {
+                e.stage = Stage::Committed { registered: registered.clone() };
+            }
+            return Ok(None);
+        }
+        if !self.unchanged(intake, path, &registered.sha) {
+            let sig = Signature::of(path).unwrap_or(Signature(Vec::new()));
+            let case = case_no.parse().ok();
+            self.entries.insert(path.to_path_buf(), Entry::new(sig, case.map(Earlier::Case)));
+            let changed =
+                WatchEvent::Changed { at: now, source: path.to_path_buf(), case_no: Some(case_no.to_string()) };
+            return Ok(Some(changed));
+        }
+        self.entries.remove(path);
+        let (class, review, received_at) = match case_no.parse::<CaseNo>() {
+            Ok(no) => {
+                let summary = intake.store.summary(&no).await?;
+                let class = intake.store.decision(&no).await?.map(|d| d.class);
+                (class, summary.as_ref().is_some_and(|s| s.needs_review), summary.map(|s| s.received_at))
+            }
+            Err(_) => (None, false, None),
+        };
+        // The case of this copy's job was received when the job was queued; one received
+        // at another time was another copy's.
+        let duplicate = match registered.queued_at {
+            Some(queued) => received_at.is_some_and(|r| r != queued),
+            None => true,
+        };
+        let day = now.format("%Y-%m-%d").to_string();
         let name = path.file_name().map(Path::new).unwrap_or(Path::new("letter"));
         let to = move_aside(path, &self.archive.join(day).join(name))?;
-        Ok(WatchEvent::Archived { source: path.to_path_buf(), case_no: case_no.to_string(), to })
+        Ok(Some(WatchEvent::Archived {
+            at: now,
+            source: path.to_path_buf(),
+            case_no: case_no.to_string(),
+            class,
+            review,
+            duplicate,
+            to,
+        }))
     }
 
     /// Moves a letter that cannot be read to the quarantine folder with the reason beside it.
-    /// When the worker already put a copy there (`kept`), the user's file is removed instead
-    /// of being kept twice.
-    fn quarantine(&self, path: &Path, reason: &str, kept: Option<&str>) -> Result<WatchEvent, SystemError> {
-        if let Some(kept) = kept.map(PathBuf::from) {
+    /// When the worker already put a copy there (its job's `result`), the user's file (the
+    /// same bytes) is removed instead of being kept twice.
+    fn quarantine(&mut self, path: &Path, reason: &str, job: Option<&Job>) -> Result<WatchEvent, SystemError> {
+        self.entries.remove(path);
+        let at = chrono::Local::now();
+        let kept = job.and_then(|j| j.result.as_deref()).map(PathBuf::from);
+        if let (Some(kept), Some(sha)) = (kept, job.and_then(|j| j.letter_sha256.as_deref()).and_then(Sha256Hex::parse))
+        {
             if kept.exists() && kept.parent() == Some(self.quarantine.as_path()) {
                 let removed = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
                 if removed.is_ok() {
+                    let id = quarantine_id(&sha).to_string();
                     return Ok(WatchEvent::Quarantined {
+                        at,
                         source: path.to_path_buf(),
-                        reason: reason.to_string(),
+                        id,
+                        reason: reason.into(),
                         to: kept,
                     });
                 }
             }
         }
-        let name = path.file_name().map(Path::new).unwrap_or(Path::new("letter"));
-        let to = move_aside(path, &self.quarantine.join(name))?;
-        write_reason_beside(&to, &format!("source: {}\nreason: {reason}\n", path.display()))?;
-        Ok(WatchEvent::Quarantined { source: path.to_path_buf(), reason: reason.to_string(), to })
+        let source = path.display().to_string();
+        let tag = unread_tag(&source);
+        let id = quarantine_id(&tag).to_string();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
+        let to = move_aside(path, &self.quarantine.join(format!("{id}-{name}")))?;
+        write_reason_beside(&to, &[("id", &id), ("source", &source), ("reason", reason)])?;
+        Ok(WatchEvent::Quarantined { at, source: path.to_path_buf(), id, reason: reason.into(), to })
     }
 }
 
@@ -278,7 +564,7 @@ mod tests {
             testing::letter(&t, "scans/a.txt", "县纪委：\n反映白沙镇副镇长王建国用公款宴请朋友，花费八千元。\n");
         let scans = t.dir.path().join("scans");
         let data = t.dir.path().join("data");
-        let mut w = Watcher::new(vec![scans.clone()], &t.intake.cfg.watch, &data);
+        let mut w = Watcher::new(vec![scans.clone()], &t.intake.cfg.watch, &data).expect("a folder to watch");
         assert!(w.pass(&t.intake, true).await.expect("pass").is_empty(), "queued, not yet registered");
         assert!(w.pass(&t.intake, true).await.expect("pass").is_empty(), "its job is not done yet");
         assert_eq!(t.intake.store.queue_counts(JobKind::Letter, None).await.expect("counts").queued, 1);
@@ -295,7 +581,8 @@ mod tests {
     async fn a_file_still_being_written_is_not_taken() {
         let t = testing::intake(|c| c.watch.stable_secs = 0.3).await;
         let input = testing::letter(&t, "scans/b.txt", "县纪委：\n");
-        let mut w = Watcher::new(vec![t.dir.path().join("scans")], &t.intake.cfg.watch, &t.dir.path().join("data"));
+        let mut w = Watcher::new(vec![t.dir.path().join("scans")], &t.intake.cfg.watch, &t.dir.path().join("data"))
+            .expect("a folder to watch");
         let queued = || async { t.intake.store.queue_counts(JobKind::Letter, None).await.expect("counts").queued };
         w.pass(&t.intake, true).await.expect("pass");
         tokio::time::sleep(Duration::from_millis(400)).await;

@@ -179,7 +179,7 @@ mod tests {
             "in/a.txt",
             "县纪委：\n我举报石桥镇柳河村党支部书记赵德明把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n",
         );
-        let Enqueued::Queued { job_id } = t.intake.enqueue(&input).await.expect("enqueue") else {
+        let Enqueued::Queued { job_id } = t.intake.enqueue(&input, None).await.expect("enqueue") else {
             panic!("a new letter is queued")
         };
         let stop = Arc::new(AtomicBool::new(false));

@@ -376,7 +376,7 @@ impl Classifier {
         let forward_to = (!class.in_scope()).then(|| match (class, best_oos) {
             (LetterClass::OutOfScope, Some((i, s))) if s > 0.0 => k.out_of_scope[i].forward_to.clone(),
             (LetterClass::OutOfScope, _) => "县信访局".to_string(),
-            _ => "留存备查（无实质内容）".to_string(),
+            _ => FILED_NO_SUBSTANCE.to_string(),
         });
         let sub_kind = (class == LetterClass::Accusation)
             .then(|| sub_kinds.iter().max_by(|a, b| a.0.total_cmp(&b.0)).map(|&(_, b)| k.behaviour[b].sub_kind.clone()))
@@ -429,8 +429,8 @@ impl Classifier {
         }
     }
 
-    /// The level from the highest rank among the reported persons.
-    fn level(&self, subjects: &[Subject], class: LetterClass) -> (HandlingLevel, String) {
+    /// The level from the highest rank among the reported persons, and why.
+    pub fn level(&self, subjects: &[Subject], class: LetterClass) -> (HandlingLevel, String) {
         let r = &self.cat.rules;
         for s in subjects {
             let unit = s.unit.as_deref().unwrap_or("");
@@ -464,6 +464,9 @@ impl Classifier {
         }
     }
 }
+
+/// Where a letter without substance goes: kept on file, not forwarded.
+pub const FILED_NO_SUBSTANCE: &str = "留存备查（无实质内容）";
 
 fn describe(s: &Subject) -> String {
     let mut out = String::new();

@@ -24,6 +24,11 @@ use image::GrayImage;
 const REDUCE: u32 = 4;
 /// Fraction of dark analysis pixels under which a page is blank.
 const BLANK_INK_FRACTION: f64 = 0.0008;
+/// Ink points (at the analysis scale) and their density within their bounding box from
+/// which the ink of a nearly empty page is a mark to read (two small letters are about 15
+/// points at 0.4), not dust.
+const MARK_MIN_POINTS: usize = 8;
+const MARK_MIN_DENSITY: f64 = 0.05;
 /// The best skew angle must sharpen the profile by this factor over 0° to be corrected.
 const SKEW_GAIN: f64 = 1.08;
 /// Largest dark component, in pixels at 300 dpi, that is a speck rather than ink: the
@@ -64,7 +69,7 @@ pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
     let threshold = otsu(&small);
     let ink = dark_points(&small, threshold);
     let total = (small.width() * small.height()).max(1) as f64;
-    if (ink.len() as f64) / total < BLANK_INK_FRACTION {
+    if (ink.len() as f64) / total < BLANK_INK_FRACTION && !holds_a_mark(&ink) {
         return Prepared {
             image: page,
             blank: true,
@@ -180,6 +185,21 @@ fn otsu(img: &GrayImage) -> u8 {
 
 /// Coordinates of dark pixels, relative to the image centre, ignoring a margin where scan
 /// edges and punch holes live.
+/// Whether the little ink of a nearly empty page gathers into a mark a person could read
+/// (a word, a signature) rather than dust scattered over the page: enough points, and dense
+/// within their bounding box.
+fn holds_a_mark(ink: &[(f32, f32)]) -> bool {
+    if ink.len() < MARK_MIN_POINTS {
+        return false;
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for &(x, y) in ink {
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    let area = f64::from((x1 - x0 + 1.0) * (y1 - y0 + 1.0));
+    ink.len() as f64 / area >= MARK_MIN_DENSITY
+}
+
 fn dark_points(img: &GrayImage, threshold: u8) -> Vec<(f32, f32)> {
     let (w, h) = (img.width(), img.height());
     let (mx, my) = (w / 25, h / 25);
@@ -541,6 +561,27 @@ mod tests {
     fn blank_page_is_detected() {
         let p = prepare(GrayImage::from_pixel(1200, 1600, image::Luma([240])), &CFG);
         assert!(p.blank);
+    }
+
+    #[test]
+    fn two_small_letters_on_an_empty_page_are_not_a_blank_page() {
+        let mut page = GrayImage::from_pixel(1254, 749, image::Luma([255]));
+        for y in 292..312 {
+            for x in 454..490 {
+                if (x + y) % 3 != 0 {
+                    page.put_pixel(x, y, image::Luma([0]));
+                }
+            }
+        }
+        assert!(!prepare(page.clone(), &CFG).blank, "a word a person can read is read");
+        // The same ink scattered as dust over the page is nothing to read.
+        let mut dusty = GrayImage::from_pixel(1254, 749, image::Luma([255]));
+        for i in 0..20u32 {
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                dusty.put_pixel(60 + i * 57 + dx, 40 + i * 33 + dy, image::Luma([0]));
+            }
+        }
+        assert!(prepare(dusty, &CFG).blank);
     }
 
     #[test]

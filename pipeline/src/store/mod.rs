@@ -13,9 +13,11 @@ mod originals;
 mod queue;
 mod runs;
 
-pub use originals::{files_below, move_aside, write_reason_beside, FileStore, FileStoreError};
+pub use originals::{
+    files_below, move_aside, quarantine_id, unread_tag, write_reason_beside, FileStore, FileStoreError,
+};
 pub use queue::{Job, JobKind, JobState, LetterPayload, NewJob, QueueCounts, QueuedOriginal, RerunPayload, WorkerId};
-pub use runs::{CaseForRerun, CaseSelection, Review, RunOutcome, RunResult};
+pub use runs::{CaseForRerun, CaseSelection, NotReviewable, Review, ReviewBase, ReviewSaved, RunOutcome, RunResult};
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -91,6 +93,8 @@ pub struct StoredOriginal {
     pub file_name: String,
     pub byte_len: u64,
     pub format: InputFormat,
+    /// The character encoding of a text original (`UTF-8`, `GB18030`, …).
+    pub encoding: Option<String>,
     pub stored_path: String,
 }
 
@@ -117,6 +121,9 @@ pub struct NewCase {
     /// Registered for manual handling (the intake gave up reading it): status
     /// `manual_handling`, the reason in the first event.
     pub manual: Option<String>,
+    /// The case an earlier version of this letter's file was registered as (the file changed
+    /// after it was taken): that case is flagged for review and both say so in their history.
+    pub supersedes: Option<CaseNo>,
 }
 
 /// Completes an understanding with the earlier letters found through its lookup keys: the
@@ -188,11 +195,17 @@ impl Store {
             }
         }
         let is_sqlite = url.starts_with("sqlite:");
+        // A new SQLite file is created, as the default store's is, whatever the URL says.
+        let url = if is_sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_string()
+        };
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 8 })
-            .connect(url)
+            .connect(&url)
             .await
-            .map_err(|source| StoreError::Open { url: display_url(url), source })?;
+            .map_err(|source| StoreError::Open { url: display_url(&url), source })?;
         if is_sqlite {
             // WAL lets readers (list/show) work while a batch registers letters.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
@@ -285,6 +298,8 @@ impl Store {
         let stub = understood.as_ref().is_some_and(Understanding::routing_stub);
         // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
         let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
+        // The decision as settled (new facts found now, say) can send the letter to review.
+        let needs_review = new.needs_review || understood.as_ref().is_some_and(|u| u.decision.review);
         let seq: i64 = sqlx::query(
             "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (organ, year, channel) DO UPDATE SET last_seq = case_sequences.last_seq + 1 \
@@ -305,8 +320,8 @@ impl Store {
         let no = case_no.to_string();
         sqlx::query(
             "INSERT INTO cases (case_no, organ, year, channel, seq, letter_sha256, source_name, format, \
-             page_count, ocr_confidence, text, status, needs_review, received_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             page_count, ocr_confidence, text, status, needs_review, received_at, created_at, updated_at, \
+             supersedes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&no)
         .bind(&new.organ)
@@ -320,22 +335,24 @@ impl Store {
         .bind(new.ocr_confidence.map(f64::from))
         .bind(if stub { "" } else { new.text.as_str() })
         .bind(status.as_str())
-        .bind(i64::from(new.needs_review))
+        .bind(i64::from(needs_review))
         .bind(new.received_at)
         .bind(now)
         .bind(now)
+        .bind(new.supersedes.as_ref().map(CaseNo::to_string))
         .execute(&mut *tx)
         .await?;
         for (i, o) in new.originals.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (sha256) DO NOTHING",
+                "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at, encoding) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
             )
             .bind(o.sha256.as_str())
             .bind(o.byte_len as i64)
             .bind(o.format.as_str())
             .bind(&o.stored_path)
             .bind(now)
+            .bind(o.encoding.as_deref())
             .execute(&mut *tx)
             .await?;
             sqlx::query("INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES ($1, $2, $3, $4)")
@@ -349,7 +366,14 @@ impl Store {
         for p in &new.pages {
             insert_page(&mut tx, &no, p, stub).await?;
         }
+        let encodings: Vec<&str> = new.originals.iter().filter_map(|o| o.encoding.as_deref()).collect();
         let mut detail = format!("{} page(s), format {}", new.pages.len(), new.format);
+        if !encodings.is_empty() {
+            detail.push_str(&format!(" ({})", encodings.join(", ")));
+        }
+        if let Some(old) = &new.supersedes {
+            detail.push_str(&format!("; new version of the file registered as {old}, which it supersedes"));
+        }
         if let Some(reason) = &new.manual {
             detail.push_str(&format!("; manual handling: {reason}"));
         }
@@ -386,6 +410,18 @@ impl Store {
             .bind(detail)
             .execute(&mut *tx)
             .await?;
+        if let Some(old) = &new.supersedes {
+            let old = old.to_string();
+            sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
+                .bind(now)
+                .bind(&old)
+                .execute(&mut *tx)
+                .await?;
+            let why = format!(
+                "the file changed after it was registered; its new version is {no}: check which holds the whole letter"
+            );
+            runs::insert_event(&mut tx, &old, "intake", "superseded", &why, now).await?;
+        }
         if let Some(job) = job_id {
             queue::mark_done(&mut tx, job, &no).await?;
         }

@@ -138,7 +138,12 @@ impl FileStore {
                 write_durably(&target.join(sanitize(file_name)), bytes)?;
             }
         }
-        write_reason(&dir, &name, &format!("source: {source}\nsha256: {letter_sha}\nreason: {reason}\n"))?;
+        let id = quarantine_id(letter_sha);
+        write_reason(
+            &dir,
+            &name,
+            &[("id", id), ("source", source), ("sha256", letter_sha.as_str()), ("reason", reason)],
+        )?;
         Ok(target)
     }
 
@@ -148,7 +153,7 @@ impl FileStore {
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;
         let base =
             Path::new(source).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "letter".into());
-        let name = format!("{}-{}", &tag.as_str()[..12], sanitize(&base));
+        let name = format!("{}-{}", quarantine_id(tag), sanitize(&base));
         Ok((dir, name))
     }
 
@@ -162,8 +167,7 @@ impl FileStore {
         is_folder: bool,
         reason: &str,
     ) -> Result<PathBuf, FileStoreError> {
-        // Unread bytes have no digest: the entry is tagged by source and time instead.
-        let tag = sha256(format!("{source}\n{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).as_bytes());
+        let tag = unread_tag(source);
         let (dir, name) = self.quarantine_entry(&tag, source)?;
         let target = dir.join(&name);
         if is_folder {
@@ -175,16 +179,30 @@ impl FileStore {
             } else {
                 target.clone()
             };
-            // A file that cannot be read cannot be copied; the reason file still records it.
-            if fs::copy(p, &to).is_ok() {
+            // Only regular files are copied (opening a pipe would wait for a writer); a file
+            // that cannot be read cannot be copied; the reason file still records it.
+            let meta = if is_folder { fs::symlink_metadata(p) } else { fs::metadata(p) };
+            let regular = meta.is_ok_and(|m| m.file_type().is_file());
+            if regular && fs::copy(p, &to).is_ok() {
                 if let Ok(f) = fs::File::open(&to) {
                     let _ = f.sync_all();
                 }
             }
         }
-        write_reason(&dir, &name, &format!("source: {source}\nreason: {reason}\n"))?;
+        write_reason(&dir, &name, &[("id", quarantine_id(&tag)), ("source", source), ("reason", reason)])?;
         Ok(target)
     }
+}
+
+/// The id a quarantined letter is known by (in its entry's name, its reason file and what the
+/// user is told): the start of its letter digest, or of its tag.
+pub fn quarantine_id(tag: &Sha256Hex) -> &str {
+    &tag.as_str()[..12]
+}
+
+/// A tag for a letter whose bytes were not read (they have no digest): its source and the time.
+pub fn unread_tag(source: &str) -> Sha256Hex {
+    sha256(format!("{source}\n{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)).as_bytes())
 }
 
 /// Moves a file or folder to `to` (a free name is chosen beside it if `to` exists: `a.1.tif`),
@@ -234,10 +252,10 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `<path>.reason.txt` beside a file moved to a quarantine folder.
-pub fn write_reason_beside(path: &Path, lines: &str) -> Result<(), FileStoreError> {
+pub fn write_reason_beside(path: &Path, fields: &[(&str, &str)]) -> Result<(), FileStoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    write_reason(dir, &name, lines)
+    write_reason(dir, &name, fields)
 }
 
 /// A file name safe to create: path separators and control characters replaced.
@@ -250,9 +268,15 @@ fn sanitize(name: &str) -> String {
     }
 }
 
-/// Writes `<name>.reason.txt` beside a quarantine entry, with the time it was quarantined.
-fn write_reason(dir: &Path, name: &str, lines: &str) -> Result<(), FileStoreError> {
-    let note = format!("{lines}quarantined_at: {}\n", chrono::Utc::now().to_rfc3339());
+/// Writes `<name>.reason.txt` beside a quarantine entry: a `key: value` line per field (each
+/// value on one line, its control characters escaped, so that a file name cannot forge a
+/// line) and the time it was quarantined.
+fn write_reason(dir: &Path, name: &str, fields: &[(&str, &str)]) -> Result<(), FileStoreError> {
+    let mut note = String::new();
+    for (key, value) in fields {
+        note.push_str(&format!("{key}: {}\n", xinfang_models::display::one_line(value)));
+    }
+    note.push_str(&format!("quarantined_at: {}\n", chrono::Utc::now().to_rfc3339()));
     write_durably(&dir.join(format!("{name}.reason.txt")), note.as_bytes())?;
     sync_dir(dir);
     Ok(())

@@ -30,6 +30,10 @@ pub struct QueuedOriginal {
 pub struct LetterPayload {
     pub is_folder: bool,
     pub originals: Vec<QueuedOriginal>,
+    /// The case an earlier version of the same file was registered as (the watched folder
+    /// saw the file change after it took it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supersedes: Option<String>,
 }
 
 /// What a re-run job carries.
@@ -159,8 +163,8 @@ fn job_from_row(r: &AnyRow) -> Result<Job, StoreError> {
 
 impl Store {
     /// Adds a job unless one with the same id exists; a job that failed for good is queued
-    /// again (given again on purpose: the limits may have changed). Returns whether the job
-    /// was added or re-queued.
+    /// again (given again on purpose: the limits may have changed), under the name it is
+    /// given again by. Returns whether the job was added or re-queued.
     pub async fn enqueue(&self, job: &NewJob) -> Result<bool, StoreError> {
         let now = now_ms();
         let done = sqlx::query(
@@ -168,7 +172,8 @@ impl Store {
              max_attempts, not_before, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $8, $8, $8) \
              ON CONFLICT (job_id) DO UPDATE SET state = 'queued', attempts = 0, not_before = $8, \
-             last_error = NULL, result = NULL, updated_at = $8 WHERE jobs.state = 'failed'",
+             last_error = NULL, result = NULL, updated_at = $8, source_name = $5, payload = $6 \
+             WHERE jobs.state = 'failed'",
         )
         .bind(&job.job_id)
         .bind(job.kind.as_str())
@@ -343,6 +348,30 @@ impl Store {
     pub async fn finish_job(&self, job_id: &str, result: &str) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         mark_done(&mut conn, job_id, result).await
+    }
+
+    /// The jobs of these ids, per state (ids with no job are not counted).
+    pub async fn job_counts(&self, job_ids: &[String]) -> Result<QueueCounts, StoreError> {
+        let mut c = QueueCounts::default();
+        for chunk in job_ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql =
+                format!("SELECT state, COUNT(*) AS n FROM jobs WHERE job_id IN ({}) GROUP BY state", marks.join(", "));
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let n: i64 = r.try_get("n")?;
+                match parse_name(&r.try_get::<String, _>("state")?, JobState::parse, "job state")? {
+                    JobState::Queued => c.queued += n,
+                    JobState::Running => c.running += n,
+                    JobState::Done => c.done += n,
+                    JobState::Failed => c.failed += n,
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// Jobs per state, of one kind, optionally only those whose id starts with `prefix`.

@@ -1,7 +1,10 @@
 //! Versioned results and reviewers' decisions. Every OCR and rules run over a case is kept
 //! in `case_runs` with its engine and rule-set versions. A re-run becomes the case's standing
 //! decision only when no reviewer has decided the case; otherwise it is recorded beside the
-//! reviewer's decision and, when it differs, the case is flagged for review.
+//! reviewer's decision and, when it differs from it and from the rules' previous suggestion
+//! (which the reviewer saw and overruled), the case is flagged for review. Every review is
+//! kept (`case_review_history`); a review made on a decision another review has replaced
+//! meanwhile is refused, not written over it.
 //!
 //! **Invariant:** nothing here ever overwrites a `case_reviews` row except `record_review`.
 
@@ -12,7 +15,7 @@ use super::{
 use crate::digest::sha256;
 use serde::Serialize;
 use sqlx::Row;
-use xinfang_models::{CaseNo, Decision, InputFormat, PageText, ReporterIdentity, ReviewEdit, RunKind, Understanding};
+use xinfang_models::{CaseNo, Decision, InputFormat, PageText, ReporterIdentity, RunKind, Understanding};
 
 /// A run to record.
 pub(super) struct RunRecord<'a> {
@@ -127,6 +130,33 @@ pub struct CaseForRerun {
     pub identity: ReporterIdentity,
 }
 
+/// What a review is made on (see `Store::review_base`).
+#[derive(Debug, Clone)]
+pub struct ReviewBase {
+    pub decision: Decision,
+    /// Unix milliseconds: the deadlines of the reviewed decision count from it.
+    pub received_at: i64,
+    /// Reviews recorded so far: pass it back to `record_review`.
+    pub reviews: i64,
+}
+
+/// Why a case cannot be reviewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReviewable {
+    NoSuchCase,
+    /// Registered without a decision (manual handling).
+    NoDecision,
+}
+
+/// What `record_review` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewSaved {
+    /// Recorded; what it changed of the standing decision.
+    Recorded { changes: Vec<String> },
+    /// Another review was saved after the one this was made on: nothing was written.
+    Stale { reviewer: String, at: i64 },
+}
+
 /// A reviewer's decision.
 #[derive(Debug, Clone, Serialize)]
 pub struct Review {
@@ -209,34 +239,79 @@ impl Store {
             .bind(case_no.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| {
-            Ok(Review {
-                reviewer: r.try_get("reviewer")?,
-                decision: serde_json::from_str(&r.try_get::<String, _>("decision")?)
-                    .map_err(|e| StoreError::Corrupt(format!("review of {case_no}: {e}")))?,
-                note: r.try_get("note")?,
-                at: r.try_get("at")?,
-            })
-        })
-        .transpose()
+        row.map(|r| review_from_row(&r, case_no)).transpose()
     }
 
-    /// Records a reviewer's decision: the case's decision (the earlier reviewer's, else the
-    /// standing one) as `edit` leaves it (`Decision::reviewed`). It becomes the standing
-    /// decision and stands over any later rules run. Returns what it changed of the standing
-    /// decision, or `None` when the case has no decision to review.
-    pub async fn record_review(&self, case_no: &CaseNo, edit: &ReviewEdit) -> Result<Option<Vec<String>>, StoreError> {
+    /// What a review of a case is made on: its decision (the last reviewer's, else the
+    /// standing one), when it was received, and how many reviews it has had.
+    pub async fn review_base(&self, case_no: &CaseNo) -> Result<Result<ReviewBase, NotReviewable>, StoreError> {
+        let no = case_no.to_string();
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = sqlx::query("SELECT received_at FROM cases WHERE case_no = $1")
+            .bind(&no)
+            .fetch_optional(&mut *conn)
+            .await?
+        else {
+            return Ok(Err(NotReviewable::NoSuchCase));
+        };
+        let received_at: i64 = row.try_get("received_at")?;
+        let reviews = review_count(&mut conn, &no).await?;
+        let decision = match stored_decision(&mut conn, "case_reviews", &no).await? {
+            Some(d) => d,
+            None => match stored_decision(&mut conn, "case_decisions", &no).await? {
+                Some(d) => d,
+                None => return Ok(Err(NotReviewable::NoDecision)),
+            },
+        };
+        Ok(Ok(ReviewBase { decision, received_at, reviews }))
+    }
+
+    /// Records a reviewer's decision (made by `Decision::reviewed` on `review_base`): it
+    /// becomes the standing decision, stands over any later rules run, and is kept in the
+    /// case's review history. `based_on` is the number of reviews the reviewer saw: when
+    /// another review was saved meanwhile, nothing is written and the other review is named.
+    pub async fn record_review(
+        &self,
+        case_no: &CaseNo,
+        decision: &Decision,
+        reviewer: &str,
+        note: &str,
+        based_on: i64,
+    ) -> Result<ReviewSaved, StoreError> {
         let no = case_no.to_string();
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
+        let reviews = review_count(&mut tx, &no).await?;
+        if reviews != based_on {
+            let last = sqlx::query(
+                "SELECT reviewer, at FROM case_review_history WHERE case_no = $1 ORDER BY seq DESC LIMIT 1",
+            )
+            .bind(&no)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (reviewer, at) = match last {
+                Some(r) => (r.try_get("reviewer")?, r.try_get("at")?),
+                None => (String::new(), 0),
+            };
+            return Ok(ReviewSaved::Stale { reviewer, at });
+        }
         let before = stored_decision(&mut tx, "case_decisions", &no).await?;
-        let Some(base) = stored_decision(&mut tx, "case_reviews", &no).await?.or_else(|| before.clone()) else {
-            return Ok(None);
-        };
-        let decision = &base.reviewed(edit);
-        let (reviewer, note) = (edit.reviewer.as_str(), edit.note.as_str());
+        let changes = before.as_ref().map(|b| decision.changes_from(b)).unwrap_or_default();
         let json = serde_json::to_string(decision).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
+        sqlx::query(
+            "INSERT INTO case_review_history (case_no, seq, reviewer, decision, note, changes, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&no)
+        .bind(reviews + 1)
+        .bind(reviewer)
+        .bind(&json)
+        .bind(note)
+        .bind(changes.join("; "))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("DELETE FROM case_reviews WHERE case_no = $1").bind(&no).execute(&mut *tx).await?;
         sqlx::query("INSERT INTO case_reviews (case_no, reviewer, decision, note, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&no)
@@ -252,11 +327,21 @@ impl Store {
             .bind(&no)
             .execute(&mut *tx)
             .await?;
-        let changes = before.as_ref().map(|b| decision.changes_from(b)).unwrap_or_default();
         let detail = if changes.is_empty() { "confirmed".to_string() } else { changes.join("; ") };
+        let detail = if note.is_empty() { detail } else { format!("{detail} (note: {note})") };
         insert_event(&mut tx, &no, reviewer, "reviewed", &detail, now).await?;
         tx.commit().await?;
-        Ok(Some(changes))
+        Ok(ReviewSaved::Recorded { changes })
+    }
+
+    /// Every review of a case, oldest first.
+    pub async fn review_history(&self, case_no: &CaseNo) -> Result<Vec<Review>, StoreError> {
+        let rows =
+            sqlx::query("SELECT reviewer, decision, note, at FROM case_review_history WHERE case_no = $1 ORDER BY seq")
+                .bind(case_no.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| review_from_row(r, case_no)).collect()
     }
 
     /// Stores a re-run of a case: settles it against the letters received before the case
@@ -281,6 +366,19 @@ impl Store {
         (lookup.settle)(&mut decided, &candidates);
         let reviewed = stored_decision(&mut tx, "case_reviews", &no).await?;
         let standing = stored_decision(&mut tx, "case_decisions", &no).await?;
+        // The rules' last suggestion: a reviewer who overruled it need not be told again.
+        let previous =
+            match sqlx::query("SELECT decision FROM case_runs WHERE case_no = $1 ORDER BY run_no DESC LIMIT 1")
+                .bind(&no)
+                .fetch_optional(&mut *tx)
+                .await?
+            {
+                Some(r) => Some(
+                    serde_json::from_str::<Decision>(&r.try_get::<String, _>("decision")?)
+                        .map_err(|e| StoreError::Corrupt(format!("run of {no}: {e}")))?,
+                ),
+                None => None,
+            };
         let versions = format!(
             "rules {}{}",
             decided.decision.rules_version,
@@ -311,7 +409,8 @@ impl Store {
             insert_event(&mut tx, &no, "reprocess", "rerun", &detail, now).await?;
             RunOutcome::Applied { changes }
         } else {
-            if !changes.is_empty() {
+            let seen_before = previous.as_ref().is_some_and(|p| decided.decision.changes_from(p).is_empty());
+            if !changes.is_empty() && !seen_before {
                 sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
                     .bind(now)
                     .bind(&no)
@@ -409,6 +508,25 @@ impl Store {
     }
 }
 
+/// The number of reviews a case has had.
+async fn review_count(conn: &mut sqlx::AnyConnection, no: &str) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM case_review_history WHERE case_no = $1")
+        .bind(no)
+        .fetch_one(conn)
+        .await?
+        .try_get("n")?)
+}
+
+fn review_from_row(r: &sqlx::any::AnyRow, case_no: &CaseNo) -> Result<Review, StoreError> {
+    Ok(Review {
+        reviewer: r.try_get("reviewer")?,
+        decision: serde_json::from_str(&r.try_get::<String, _>("decision")?)
+            .map_err(|e| StoreError::Corrupt(format!("review of {case_no}: {e}")))?,
+        note: r.try_get("note")?,
+        at: r.try_get("at")?,
+    })
+}
+
 /// Which cases a re-run covers: all, a receipt-time range, a class, a list (combined).
 #[derive(Debug, Clone, Default)]
 pub struct CaseSelection {
@@ -422,7 +540,7 @@ pub struct CaseSelection {
 mod tests {
     use super::*;
     use crate::store::{NewCase, Registration};
-    use xinfang_models::{CandidateLimits, Channel, Fingerprint, LetterClass, PageOrigin};
+    use xinfang_models::{CandidateLimits, Channel, Fingerprint, LetterClass, PageOrigin, ReviewEdit};
 
     fn understanding(class: LetterClass, rules: &str) -> Understanding {
         Understanding {
@@ -457,6 +575,7 @@ mod tests {
             understanding: Some(understanding(LetterClass::Accusation, "r1")),
             ocr_engine: None,
             manual: None,
+            supersedes: None,
         };
         let (Registration::Registered(no), _) = store.register_letter(&new, None, None).await.expect("register") else {
             panic!("a new case")
@@ -485,12 +604,18 @@ mod tests {
         let lookup = RepeatLookup { limits: CandidateLimits { per_key: 10, total: 10 }, settle: &keep };
         let applied = store.apply_run(&case, &run, lookup, None).await.expect("apply");
         assert_eq!(applied, RunOutcome::Applied { changes: vec!["class: 检举控告 → 批评建议".into()] });
+        let base = store.review_base(&no).await.expect("read").expect("reviewable");
         let edit =
             ReviewEdit { reviewer: "王审".into(), class: Some(LetterClass::Accusation), ..ReviewEdit::default() };
-        let changes = store.record_review(&no, &edit).await.expect("review").expect("a decision");
-        assert_eq!(changes, ["class: 批评建议 → 检举控告"]);
+        let reviewed = base.decision.reviewed(&edit).expect("consistent");
+        let saved = store.record_review(&no, &reviewed, "王审", "", base.reviews).await.expect("review");
+        assert_eq!(saved, ReviewSaved::Recorded { changes: vec!["class: 批评建议 → 检举控告".into()] });
+        let late = store.record_review(&no, &reviewed, "李审", "", base.reviews).await.expect("review");
+        assert!(matches!(late, ReviewSaved::Stale { ref reviewer, .. } if reviewer == "王审"), "{late:?}");
         let again = store.apply_run(&case, &run, lookup, None).await.expect("apply again");
         assert!(matches!(&again, RunOutcome::Suggested { changes } if changes.len() == 1), "{again:?}");
+        let summary = store.summary(&no).await.expect("read").expect("case");
+        assert!(!summary.needs_review, "the suggestion the reviewer overruled is not raised again");
         assert_eq!(store.decision(&no).await.expect("read").map(|d| d.class), Some(LetterClass::Accusation));
         let runs: i64 = sqlx::query("SELECT COUNT(*) AS n FROM case_runs WHERE case_no = $1")
             .bind(no.to_string())
@@ -500,8 +625,18 @@ mod tests {
             .try_get("n")
             .expect("n");
         assert_eq!(runs, 3, "intake, the applied run and the suggested one");
-        let missing = CaseNo { seq: 99, ..no };
-        assert_eq!(store.record_review(&missing, &edit).await.expect("review"), None, "nothing to review");
+        let differs: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM case_events WHERE case_no = $1 AND action = 'rerun_differs'")
+                .bind(no.to_string())
+                .fetch_one(&store.pool)
+                .await
+                .expect("count")
+                .try_get("n")
+                .expect("n");
+        assert_eq!(differs, 0);
+        let missing = CaseNo { seq: 99, ..no.clone() };
+        assert_eq!(store.review_base(&missing).await.expect("read").err(), Some(NotReviewable::NoSuchCase));
+        assert_eq!(store.review_history(&no).await.expect("history").len(), 1);
         store.close().await;
     }
 }

@@ -13,7 +13,7 @@ pub use redact::{replace_identity, restore};
 
 use crate::config::catalogue::Catalogue;
 use crate::stages::calendar::WorkCalendar;
-use crate::stages::classify::Classifier;
+use crate::stages::classify::{Classifier, FILED_NO_SUBSTANCE};
 use crate::stages::extract::{ExtractError, Extractor};
 use crate::stages::normalize::is_han;
 use crate::stages::repeat::{RepeatRulesCompiled, RepeatVerdict};
@@ -24,7 +24,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use thiserror::Error;
 use xinfang_models::{Candidate, CandidateLimits, Understanding};
-use xinfang_models::{Deadline, Decision, HandlingLevel, LetterClass, PageText, ReporterIdentity};
+use xinfang_models::{
+    Deadline, Decision, HandlingLevel, LetterClass, PageText, ReporterIdentity, ReviewEdit, ReviewError,
+};
 
 /// Problems building the understanding stages (bad rule data).
 #[derive(Debug, Error)]
@@ -200,6 +202,24 @@ impl Understander {
                 Deadline { action: action.to_string(), working_days: days, due: date.format("%Y-%m-%d").to_string() }
             })
             .collect()
+    }
+
+    /// A reviewer's decision on `base` (`Decision::reviewed`), completed from the rule data:
+    /// an in-scope letter the reviewer gave no level gets the rules' level for its subjects, a
+    /// letter without substance is filed, and the deadlines follow the new decision from the
+    /// day the letter was received.
+    pub fn review(&self, base: &Decision, edit: &ReviewEdit, received: NaiveDate) -> Result<Decision, ReviewError> {
+        let mut d = base.reviewed(edit)?;
+        if d.in_scope && d.handling_level.is_none() {
+            let (level, why) = self.classifier.level(&d.subjects, d.class);
+            d.handling_level = Some(level);
+            d.reasons.push(format!("level by the rules, the reviewer having given none: {why}"));
+        }
+        if d.class == LetterClass::NoSubstance && d.forward_to.is_none() {
+            d.forward_to = Some(FILED_NO_SUBSTANCE.to_string());
+        }
+        self.set_deadlines(&mut d, received);
+        Ok(d)
     }
 
     /// Takes the reporter's identity out of a letter: the pages' text and word boxes in place,

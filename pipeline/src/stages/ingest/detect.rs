@@ -30,7 +30,11 @@ pub fn detect_format(bytes: &[u8]) -> Result<InputFormat, IngestError> {
     if looks_like_text(bytes) {
         return Ok(InputFormat::Text);
     }
-    Err(IngestError::UnknownFormat("unrecognised binary data".to_string()))
+    Err(IngestError::UnknownFormat(
+        "unrecognised binary data, or text in an encoding other than UTF-8, UTF-16 (with a byte-order mark), \
+         GB18030/GBK or Big5"
+            .to_string(),
+    ))
 }
 
 /// Names formats we recognise but do not accept, so the error says what the file is.
@@ -57,20 +61,15 @@ fn other_known_format(bytes: &[u8]) -> Option<&'static str> {
     magic.iter().find(|(m, _)| bytes.starts_with(m)).map(|(_, name)| *name)
 }
 
-/// UTF-8 without NUL bytes and with few control characters.
+/// Text in one of the encodings letters are saved in, without NUL characters and with few
+/// control characters.
 fn looks_like_text(bytes: &[u8]) -> bool {
     let sample = &bytes[..bytes.len().min(64 * 1024)];
-    let valid = match std::str::from_utf8(sample) {
-        Ok(s) => s,
-        // The sample may end in the middle of a character.
-        Err(e) if e.error_len().is_none() => match std::str::from_utf8(&sample[..e.valid_up_to()]) {
-            Ok(s) => s,
-            Err(_) => return false,
-        },
-        Err(_) => return false,
-    };
-    let controls = valid.chars().filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{c}')).count();
-    !valid.contains('\0') && controls * 100 <= valid.chars().count().max(1)
+    let whole = sample.len() == bytes.len();
+    let Some(encoding) = super::text::sniff(sample, whole) else { return false };
+    let (decoded, _) = encoding.decode_with_bom_removal(sample);
+    let controls = decoded.chars().filter(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t' | '\u{c}')).count();
+    !decoded.contains('\0') && controls * 100 <= decoded.chars().count().max(1)
 }
 
 #[cfg(test)]
@@ -84,6 +83,8 @@ mod tests {
         assert_eq!(detect_format(b"II*\0....").ok(), Some(InputFormat::Tiff));
         assert_eq!(detect_format(b"junk\n%PDF-1.7\n").ok(), Some(InputFormat::Pdf));
         assert_eq!(detect_format("关于反映问题的举报\n".as_bytes()).ok(), Some(InputFormat::Text));
+        let (gbk, _, _) = encoding_rs::GB18030.encode("关于反映问题的举报\n");
+        assert_eq!(detect_format(&gbk).ok(), Some(InputFormat::Text), "a letter saved as GBK is text");
     }
 
     #[test]

@@ -9,9 +9,11 @@
 mod detect;
 mod pdf;
 mod raster;
+mod render;
 mod text;
 
 pub use detect::detect_format;
+pub use render::has_cjk_font;
 
 use crate::config::Limits;
 use image::GrayImage;
@@ -36,6 +38,8 @@ pub enum PageContent {
 #[derive(Debug)]
 pub struct DecodedFile {
     pub format: InputFormat,
+    /// The character encoding a text file was written in (`UTF-8`, `gb18030`, `Big5` …).
+    pub encoding: Option<&'static str>,
     pub pages: Vec<PageContent>,
     /// Pixels declared by its images (what the letter's pixel budget was charged).
     pub pixels: u64,
@@ -63,11 +67,13 @@ pub enum IngestError {
     #[error("cannot decode {format}: {reason}")]
     Decode { format: InputFormat, reason: String },
     #[error(
-        "page {page} is {width} x {height} pixels, over the limit of {limit} pixels per page (limits.max_page_pixels)"
+        "page {page} is {width} x {height} pixels, over the {limit} pixels an image may be decoded at (limits.max_decode_pixels)"
     )]
     TooManyPixels { page: u32, width: u64, height: u64, limit: u64 },
     #[error("page {page} has zero width or height")]
     ZeroSize { page: u32 },
+    #[error("the images on page {page} declare {pixels} pixels, over the {limit} an image may be decoded at (limits.max_decode_pixels)")]
+    ImagesTooLarge { page: u32, pixels: u64, limit: u64 },
     #[error("images of the letter add up to more than {limit} pixels (limits.max_letter_pixels)")]
     LetterTooManyPixels { limit: u64 },
     #[error("more than {limit} pages (limits.max_pages_per_letter)")]
@@ -82,8 +88,8 @@ pub enum IngestError {
     Unsupported { page: u32, what: String },
     #[error("text is {bytes} bytes, over the limit of {limit} bytes (limits.max_text_bytes)")]
     TextTooLarge { bytes: u64, limit: u64 },
-    #[error("text is not valid UTF-8 (at byte {0}); save the letter as UTF-8")]
-    NotUtf8(usize),
+    #[error("text is in none of the encodings letters are saved in (UTF-8, UTF-16 with a byte-order mark, GB18030/GBK, Big5)")]
+    UnknownEncoding,
 }
 
 /// Decodes the bytes of one original into pages, enforcing `limits`.
@@ -98,6 +104,7 @@ pub fn decode(bytes: &[u8], limits: &Limits, before: LetterSoFar) -> Result<Deco
     }
     let format = detect_format(bytes)?;
     let budget = PageBudget { limits, pages_before: before.pages, pixels_before: before.pixels, used: Cell::new(0) };
+    let mut encoding = None;
     let pages = match format {
         InputFormat::Png | InputFormat::Jpeg => {
             budget.check_count(1)?;
@@ -109,10 +116,12 @@ pub fn decode(bytes: &[u8], limits: &Limits, before: LetterSoFar) -> Result<Deco
         InputFormat::Pdf => pdf::decode(bytes, &budget)?,
         InputFormat::Text => {
             budget.check_count(1)?;
-            vec![PageContent::Transcript(text::decode(bytes, limits)?)]
+            let (text, written_in) = text::decode(bytes, limits)?;
+            encoding = Some(written_in);
+            vec![PageContent::Transcript(text)]
         }
     };
-    Ok(DecodedFile { format, pages, pixels: budget.used.get() })
+    Ok(DecodedFile { format, encoding, pages, pixels: budget.used.get() })
 }
 
 /// Decodes the files of one letter in order, the limits counting the whole letter.
@@ -147,24 +156,20 @@ impl PageBudget<'_> {
         Ok(())
     }
 
-    /// Fails when a page's declared size is over the pixel limit, or would take the letter
-    /// over its pixel budget (which bounds the memory of a letter's decoded pages); charges
-    /// the budget otherwise. `page` is 1-based in the file; errors report it in the letter.
+    /// Fails when a page's declared size is over what may be decoded, or when the page as
+    /// OCR will hold it (scaled down to `max_page_pixels`) would take the letter over its
+    /// pixel budget (which bounds the memory of a letter's decoded pages); charges the budget
+    /// otherwise. `page` is 1-based in the file; errors report it in the letter.
     pub fn check_pixels(&self, page: u32, width: u64, height: u64) -> Result<(), IngestError> {
         self.check_page_pixels(page, width, height)?;
-        let pixels = width.saturating_mul(height);
-        let total = self.pixels_before.saturating_add(self.used.get()).saturating_add(pixels);
-        if total > self.limits.max_letter_pixels {
-            return Err(IngestError::LetterTooManyPixels { limit: self.limits.max_letter_pixels });
-        }
-        self.used.set(self.used.get() + pixels);
-        Ok(())
+        let (w, h) = fitted(width, height, self.limits.max_page_pixels);
+        self.charge(w.saturating_mul(h))
     }
 
-    /// Fails when a page's size is over the per-page pixel limit, without charging the
+    /// Fails when a page's size is over what may be decoded at all, without charging the
     /// letter's budget (for an image already charged under its declared size).
     pub fn check_page_pixels(&self, page: u32, width: u64, height: u64) -> Result<(), IngestError> {
-        let limit = self.limits.max_page_pixels;
+        let limit = self.limits.max_decode_pixels;
         if width == 0 || height == 0 {
             return Err(IngestError::ZeroSize { page: self.pages_before + page });
         }
@@ -173,6 +178,57 @@ impl PageBudget<'_> {
         }
         Ok(())
     }
+
+    /// Charges `pixels` to the letter's budget.
+    pub fn charge(&self, pixels: u64) -> Result<(), IngestError> {
+        let total = self.pixels_before.saturating_add(self.used.get()).saturating_add(pixels);
+        if total > self.limits.max_letter_pixels {
+            return Err(IngestError::LetterTooManyPixels { limit: self.limits.max_letter_pixels });
+        }
+        self.used.set(self.used.get() + pixels);
+        Ok(())
+    }
+}
+
+/// The size of a `width` x `height` page scaled down (aspect kept) to at most `max` pixels.
+pub fn fitted(width: u64, height: u64, max: u64) -> (u64, u64) {
+    let pixels = width.saturating_mul(height);
+    if pixels <= max || pixels == 0 {
+        return (width, height);
+    }
+    let scale = (max as f64 / pixels as f64).sqrt();
+    (((width as f64 * scale) as u64).max(1), ((height as f64 * scale) as u64).max(1))
+}
+
+/// A decoded page as OCR reads it: scaled down to `max_page_pixels` when it is larger (an
+/// A3 scan at 600 dpi, a poster), by area averaging, which keeps thin strokes, one output
+/// row at a time (no copy of the large page beside it).
+pub fn fit_page(img: GrayImage, limits: &Limits) -> GrayImage {
+    let (w, h) = fitted(u64::from(img.width()), u64::from(img.height()), limits.max_page_pixels);
+    if (w, h) == (u64::from(img.width()), u64::from(img.height())) {
+        return img;
+    }
+    let (sw, sh) = (img.width() as usize, img.height() as usize);
+    let (w, h) = (w as usize, h as usize);
+    let src = img.as_raw();
+    let mut out = Vec::with_capacity(w * h);
+    let mut sums = vec![0u32; w];
+    let mut counts = vec![0u32; w];
+    // The source columns each output column averages.
+    let cols: Vec<(usize, usize)> = (0..w).map(|x| (x * sw / w, ((x + 1) * sw / w).max(x * sw / w + 1))).collect();
+    for y in 0..h {
+        let (y0, y1) = (y * sh / h, ((y + 1) * sh / h).max(y * sh / h + 1));
+        sums.iter_mut().for_each(|v| *v = 0);
+        counts.iter_mut().for_each(|v| *v = 0);
+        for row in src[y0 * sw..y1.min(sh) * sw].chunks_exact(sw) {
+            for (x, &(x0, x1)) in cols.iter().enumerate() {
+                sums[x] += row[x0..x1.min(sw)].iter().map(|&v| u32::from(v)).sum::<u32>();
+                counts[x] += (x1.min(sw) - x0) as u32;
+            }
+        }
+        out.extend(sums.iter().zip(&counts).map(|(&s, &n)| (s / n.max(1)) as u8));
+    }
+    GrayImage::from_raw(w as u32, h as u32, out).unwrap_or(img)
 }
 
 #[cfg(test)]
@@ -184,6 +240,7 @@ mod tests {
             max_file_bytes: 1 << 20,
             max_letter_bytes: 1 << 20,
             max_page_pixels: 64 * 64,
+            max_decode_pixels: 128 * 128,
             max_letter_pixels: 64 * 64 * 2,
             max_pages_per_letter: 10,
             max_stream_bytes: 1 << 20,
@@ -210,6 +267,29 @@ mod tests {
         let so_far = LetterSoFar { pages: 2, pixels: two.pixels };
         let err = decode(&tiff(1, 64), &limits(), so_far).expect_err("a third page is over the letter budget");
         assert!(matches!(err, IngestError::LetterTooManyPixels { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_page_over_the_ocr_size_is_scaled_down_not_refused() {
+        let big = decode(&tiff(1, 100), &limits(), LetterSoFar::default()).expect("decoded and scaled");
+        let Some(PageContent::Image(regions)) = big.pages.first() else { panic!("an image page") };
+        assert!(u64::from(regions[0].width()) * u64::from(regions[0].height()) <= 64 * 64);
+        assert_eq!(big.pixels, 64 * 64, "the letter is charged what it holds");
+        let err = decode(&tiff(1, 200), &limits(), LetterSoFar::default()).expect_err("over the decode limit");
+        assert!(matches!(err, IngestError::TooManyPixels { limit: 16384, .. }), "{err}");
+    }
+
+    #[test]
+    fn scaling_down_averages_what_it_covers() {
+        let mut img = GrayImage::from_pixel(4, 4, image::Luma([255]));
+        for y in 0..2 {
+            for x in 0..2 {
+                img.put_pixel(x, y, image::Luma([0]));
+            }
+        }
+        let small = fit_page(img, &Limits { max_page_pixels: 4, ..limits() });
+        assert_eq!((small.width(), small.height()), (2, 2));
+        assert_eq!(small.as_raw(), &vec![0, 255, 255, 255]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! PDF originals, read with lopdf. A page with a real text layer gives its text (no OCR);
-//! an image-only page (the usual scanned PDF) gives its embedded images, decoded here:
-//! DCT (JPEG), Flate with PNG or TIFF predictors, CCITT G3/G4 and raw samples, in gray,
-//! RGB, CMYK, ICC-based and indexed colour spaces at 1, 2, 4, 8 or 16 bits.
+//! an image-only page (the usual scanned PDF) gives its embedded images, decoded here at
+//! their own resolution: DCT (JPEG), Flate with PNG or TIFF predictors, CCITT G3/G4 and raw
+//! samples, in gray, RGB, CMYK, ICC-based and indexed colour spaces at 1, 2, 4, 8 or 16
+//! bits. Every other page a person can see (text in fonts without a Unicode mapping, JBIG2,
+//! JPEG 2000 or DeviceN images, vector drawings) is drawn by the renderer (`render`).
 //!
 //! Hostile files are bounded: lopdf decodes object streams under `max_stream_bytes`, the
 //! page tree is walked with a visited set and a depth bound, every image's declared size is
@@ -9,6 +11,7 @@
 //! past what its declared image needs.
 
 use super::raster::{decode_single, paper_is_light};
+use super::render::Renderer;
 use super::{IngestError, PageBudget, PageContent};
 use image::GrayImage;
 use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Stream};
@@ -45,16 +48,72 @@ pub fn decode(bytes: &[u8], budget: &PageBudget<'_>) -> Result<Vec<PageContent>,
     let page_ids = walk_page_tree(&doc, budget)?;
     let numbers: HashMap<ObjectId, u32> = doc.get_pages().into_iter().map(|(n, id)| (id, n)).collect();
     let mut pages = Vec::with_capacity(page_ids.len());
+    let mut renderer: Option<Renderer> = None;
     for (i, id) in page_ids.iter().enumerate() {
         let page_no = i as u32 + 1;
         if let Some(text) = numbers.get(id).and_then(|n| text_layer(&doc, *n, budget)) {
             pages.push(PageContent::TextLayer(text));
             continue;
         }
-        let images = page_images(&doc, *id, budget, page_no)?;
-        pages.push(if images.is_empty() { PageContent::Empty } else { PageContent::Image(images) });
+        match page_images(&doc, *id, budget, page_no) {
+            Ok(images) if !images.is_empty() => pages.push(PageContent::Image(images)),
+            // Nothing extracted (no images: text without a Unicode mapping, vector drawings,
+            // or a blank page), or images this decoder does not read: the page is drawn.
+            Ok(_) | Err(IngestError::Unsupported { .. }) => {
+                let letter_page = budget.pages_before + page_no;
+                let declared = declared_image_pixels(&doc, *id);
+                if declared > budget.limits.max_decode_pixels {
+                    return Err(IngestError::ImagesTooLarge {
+                        page: letter_page,
+                        pixels: declared,
+                        limit: budget.limits.max_decode_pixels,
+                    });
+                }
+                let renderer = match &mut renderer {
+                    Some(r) => r,
+                    None => renderer.insert(Renderer::open(bytes)?),
+                };
+                let mut img = renderer.draw(i, letter_page, budget.limits.max_page_pixels)?;
+                budget.charge(u64::from(img.width()) * u64::from(img.height()))?;
+                // A page drawn mostly dark is a scan whose polarity was declared the other
+                // way round (as DeviceN scans often are): letters are mostly paper.
+                paper_is_light(&mut img);
+                pages.push(PageContent::Image(vec![img]));
+            }
+            Err(e) => return Err(e),
+        }
     }
     Ok(pages)
+}
+
+/// Pixels the images drawn on a page declare (directly or inside form XObjects).
+fn declared_image_pixels(doc: &Document, page: ObjectId) -> u64 {
+    fn sum(doc: &Document, resources: &Dictionary, depth: usize, seen: &mut HashSet<ObjectId>) -> u64 {
+        let Some(xobjects) = resources.get(b"XObject").ok().and_then(|x| dict_of(doc, x)) else { return 0 };
+        let mut total = 0u64;
+        for (_, obj) in xobjects.iter() {
+            if let Object::Reference(id) = obj {
+                if !seen.insert(*id) {
+                    continue;
+                }
+            }
+            let Object::Stream(stream) = deref(doc, obj) else { continue };
+            match name_of(doc, &stream.dict, b"Subtype") {
+                Some(b"Image") => {
+                    let side = |key: &[u8]| int_of(doc, &stream.dict, key).unwrap_or(0).max(0) as u64;
+                    total = total.saturating_add(side(b"Width").saturating_mul(side(b"Height")));
+                }
+                Some(b"Form") if depth < 4 => {
+                    if let Some(res) = stream.dict.get(b"Resources").ok().and_then(|r| dict_of(doc, r)) {
+                        total = total.saturating_add(sum(doc, res, depth + 1, seen));
+                    }
+                }
+                _ => {}
+            }
+        }
+        total
+    }
+    inherited_resources(doc, page).map_or(0, |res| sum(doc, res, 0, &mut HashSet::new()))
 }
 
 /// The page objects in document order. Refuses loops, over-deep trees and too many pages.
@@ -196,7 +255,7 @@ fn collect_images(
         match name_of(doc, &stream.dict, b"Subtype") {
             Some(b"Image") => {
                 if let Some(img) = decode_image(doc, stream, budget, page_no)? {
-                    out.push(img);
+                    out.push(super::fit_page(img, budget.limits));
                 }
             }
             Some(b"Form") if depth < 4 => {
@@ -378,6 +437,7 @@ fn decode_image(
         _ => false,
     };
     let header = ImageHeader { width, height, bpc, color, inverted };
+    let image_bytes_limit = usize::try_from(budget.limits.max_decode_pixels.saturating_mul(3)).unwrap_or(usize::MAX);
 
     let chain = filters(doc, dict);
     let mut data: std::borrow::Cow<'_, [u8]> = std::borrow::Cow::Borrowed(&stream.content);
@@ -385,8 +445,16 @@ fn decode_image(
         let last = i + 1 == chain.len();
         match name.as_slice() {
             b"FlateDecode" | b"Fl" => {
-                let needed = if last { raw_size(&header, parms.as_ref()) } else { stream_limit };
-                data = std::borrow::Cow::Owned(inflate(&data, needed, stream_limit, budget)?);
+                // An image's samples are bounded by its declared size (checked against
+                // max_decode_pixels above), which may need more than max_stream_bytes: a
+                // 9000 x 9000 colour scan is 243 MB of samples.
+                let (needed, limit) = if last {
+                    let needed = raw_size(&header, parms.as_ref());
+                    (needed, stream_limit.max(needed.min(image_bytes_limit)))
+                } else {
+                    (stream_limit, stream_limit)
+                };
+                data = std::borrow::Cow::Owned(inflate(&data, needed, limit, budget)?);
                 if let Some(p) = parms {
                     data = std::borrow::Cow::Owned(unpredict(data.into_owned(), p, &header).map_err(&unsupported)?);
                 }
@@ -470,19 +538,19 @@ fn unpredict(data: Vec<u8>, parms: &Dictionary, h: &ImageHeader) -> Result<Vec<u
         }
         2 => Err(format!("TIFF predictor at {bpc} bits per component")),
         10..=15 => {
-            let mut out = Vec::with_capacity(data.len());
-            let mut prev = vec![0u8; row];
-            for chunk in data.chunks(row + 1) {
-                if chunk.len() < row + 1 {
-                    break;
-                }
-                let (kind, src) = (chunk[0], &chunk[1..]);
-                let mut cur = vec![0u8; row];
+            // Undone in place, row by row: each output row is written over bytes already
+            // read (the input rows are one byte longer), so a large scan is not held twice.
+            let mut buf = data;
+            let rows = buf.len() / (row + 1);
+            for y in 0..rows {
+                let (src, dst) = (y * (row + 1), y * row);
+                let kind = buf[src];
                 for i in 0..row {
-                    let a = if i >= bpp { cur[i - bpp] } else { 0 };
-                    let b = prev[i];
-                    let c = if i >= bpp { prev[i - bpp] } else { 0 };
-                    cur[i] = src[i].wrapping_add(match kind {
+                    let a = if i >= bpp { buf[dst + i - bpp] } else { 0 };
+                    let b = if y > 0 { buf[dst - row + i] } else { 0 };
+                    let c = if y > 0 && i >= bpp { buf[dst - row + i - bpp] } else { 0 };
+                    let x = buf[src + 1 + i];
+                    buf[dst + i] = x.wrapping_add(match kind {
                         0 => 0,
                         1 => a,
                         2 => b,
@@ -491,10 +559,10 @@ fn unpredict(data: Vec<u8>, parms: &Dictionary, h: &ImageHeader) -> Result<Vec<u
                         k => return Err(format!("PNG predictor row type {k}")),
                     });
                 }
-                out.extend_from_slice(&cur);
-                prev = cur;
             }
-            Ok(out)
+            buf.truncate(rows * row);
+            buf.shrink_to_fit();
+            Ok(buf)
         }
         p => Err(format!("predictor {p}")),
     }

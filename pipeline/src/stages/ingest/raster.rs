@@ -1,8 +1,9 @@
 //! Raster originals: PNG, JPEG and TIFF (multi-page, CCITT G3/G4, LZW, Deflate, JPEG).
-//! Dimensions are checked against the pixel limit from the header, before any pixel
-//! buffer is allocated, and decoders run with allocation limits of their own.
+//! Dimensions are checked against the decode limit from the header, before any pixel
+//! buffer is allocated, and decoders run with allocation limits of their own; a page larger
+//! than OCR reads is scaled down once decoded.
 
-use super::{IngestError, PageBudget};
+use super::{fit_page, IngestError, PageBudget};
 use image::{DynamicImage, GrayImage, ImageFormat, ImageReader};
 use std::io::Cursor;
 use tiff::decoder::{Decoder as TiffDecoder, DecodingResult};
@@ -54,9 +55,9 @@ pub fn decode_single(
         budget.check_page_pixels(page, u64::from(w), u64::from(h))?;
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), image_format);
-    reader.limits(image_limits(budget.limits.max_page_pixels));
+    reader.limits(image_limits(budget.limits.max_decode_pixels));
     let img = reader.decode().map_err(|e| decode_err(format, e))?;
-    Ok(to_gray(img))
+    Ok(fit_page(to_gray(img), budget.limits))
 }
 
 fn to_gray(img: DynamicImage) -> GrayImage {
@@ -69,7 +70,7 @@ fn to_gray(img: DynamicImage) -> GrayImage {
 /// Decodes every page of a TIFF to 8-bit gray.
 pub fn decode_tiff(bytes: &[u8], budget: &PageBudget<'_>) -> Result<Vec<GrayImage>, IngestError> {
     let fmt = InputFormat::Tiff;
-    let max_pixels = budget.limits.max_page_pixels;
+    let max_pixels = budget.limits.max_decode_pixels;
     let mut limits = tiff::decoder::Limits::default();
     let buffer = usize::try_from(max_pixels.saturating_mul(8)).unwrap_or(usize::MAX);
     limits.decoding_buffer_size = buffer;
@@ -82,7 +83,8 @@ pub fn decode_tiff(bytes: &[u8], budget: &PageBudget<'_>) -> Result<Vec<GrayImag
         budget.check_count(page_no)?;
         let (w, h) = decoder.dimensions().map_err(|e| decode_err(fmt, e))?;
         budget.check_pixels(page_no, u64::from(w), u64::from(h))?;
-        pages.push(decode_tiff_page(&mut decoder, w, h).map_err(|e| decode_err(fmt, format!("page {page_no}: {e}")))?);
+        let page = decode_tiff_page(&mut decoder, w, h).map_err(|e| decode_err(fmt, format!("page {page_no}: {e}")))?;
+        pages.push(fit_page(page, budget.limits));
         if !decoder.more_images() {
             break;
         }
