@@ -412,11 +412,7 @@ impl Store {
             .await?;
         if let Some(old) = &new.supersedes {
             let old = old.to_string();
-            sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
-                .bind(now)
-                .bind(&old)
-                .execute(&mut *tx)
-                .await?;
+            runs::flag_for_review(&mut tx, &old, now).await?;
             let why = format!(
                 "the file changed after it was registered; its new version is {no}: check which holds the whole letter"
             );

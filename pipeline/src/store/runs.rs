@@ -82,6 +82,16 @@ pub(super) async fn insert_event(
     Ok(())
 }
 
+/// Sends a case to a reviewer's queue.
+pub(super) async fn flag_for_review(conn: &mut sqlx::AnyConnection, no: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
+        .bind(now)
+        .bind(no)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Writes the decision columns and JSON of a case (insert, or replace the standing one).
 pub(super) async fn write_decision_row(
     conn: &mut sqlx::AnyConnection,
@@ -411,11 +421,7 @@ impl Store {
         } else {
             let seen_before = previous.as_ref().is_some_and(|p| decided.decision.changes_from(p).is_empty());
             if !changes.is_empty() && !seen_before {
-                sqlx::query("UPDATE cases SET needs_review = 1, updated_at = $1 WHERE case_no = $2")
-                    .bind(now)
-                    .bind(&no)
-                    .execute(&mut *tx)
-                    .await?;
+                flag_for_review(&mut tx, &no, now).await?;
                 let detail = format!(
                     "re-run ({versions}) differs from the reviewer's decision, which stands: {}",
                     changes.join("; ")
@@ -617,23 +623,15 @@ mod tests {
         let summary = store.summary(&no).await.expect("read").expect("case");
         assert!(!summary.needs_review, "the suggestion the reviewer overruled is not raised again");
         assert_eq!(store.decision(&no).await.expect("read").map(|d| d.class), Some(LetterClass::Accusation));
-        let runs: i64 = sqlx::query("SELECT COUNT(*) AS n FROM case_runs WHERE case_no = $1")
-            .bind(no.to_string())
-            .fetch_one(&store.pool)
-            .await
-            .expect("count")
-            .try_get("n")
-            .expect("n");
+        let count = |sql: &'static str| {
+            let (pool, no) = (store.pool.clone(), no.to_string());
+            async move { sqlx::query(sql).bind(no).fetch_one(&pool).await.expect(sql).try_get::<i64, _>("n").expect("n") }
+        };
+        let runs = count("SELECT COUNT(*) AS n FROM case_runs WHERE case_no = $1").await;
         assert_eq!(runs, 3, "intake, the applied run and the suggested one");
-        let differs: i64 =
-            sqlx::query("SELECT COUNT(*) AS n FROM case_events WHERE case_no = $1 AND action = 'rerun_differs'")
-                .bind(no.to_string())
-                .fetch_one(&store.pool)
-                .await
-                .expect("count")
-                .try_get("n")
-                .expect("n");
-        assert_eq!(differs, 0);
+        let differs =
+            count("SELECT COUNT(*) AS n FROM case_events WHERE case_no = $1 AND action = 'rerun_differs'").await;
+        assert_eq!(differs, 0, "the overruled suggestion raised no event");
         let missing = CaseNo { seq: 99, ..no.clone() };
         assert_eq!(store.review_base(&missing).await.expect("read").err(), Some(NotReviewable::NoSuchCase));
         assert_eq!(store.review_history(&no).await.expect("history").len(), 1);

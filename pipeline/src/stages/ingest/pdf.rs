@@ -25,6 +25,10 @@ const MAX_TREE_DEPTH: usize = 64;
 const MIN_IMAGE_SIDE: u32 = 32;
 /// A text layer counts as real when it has at least this many readable characters.
 const MIN_TEXT_LAYER_CHARS: usize = 10;
+/// Share of symbols (`\ ^ * ~ | < > { } [ ] _ = + @ # $ &`) above which extracted text is
+/// the garbage of a font without a usable Unicode mapping; letters, forms and court papers
+/// stay well under it.
+const MAX_ODD_SYMBOL_PERCENT: usize = 8;
 
 fn pdf_err(reason: impl std::fmt::Display) -> IngestError {
     IngestError::Decode { format: InputFormat::Pdf, reason: reason.to_string() }
@@ -51,11 +55,16 @@ pub fn decode(bytes: &[u8], budget: &PageBudget<'_>) -> Result<Vec<PageContent>,
     let mut renderer: Option<Renderer> = None;
     for (i, id) in page_ids.iter().enumerate() {
         let page_no = i as u32 + 1;
-        if let Some(text) = numbers.get(id).and_then(|n| text_layer(&doc, *n, budget)) {
-            pages.push(PageContent::TextLayer(text));
+        let text = numbers.get(id).and_then(|n| text_layer(&doc, *n, budget));
+        if let Some(text) = text.as_deref().filter(|t| plausible_text(t)) {
+            pages.push(PageContent::TextLayer(text.to_string()));
             continue;
         }
-        match page_images(&doc, *id, budget, page_no) {
+        // Text is drawn but does not read (a font without a usable Unicode mapping): what
+        // a person sees is the drawing, whatever images the page also holds.
+        let drawn_text = text.is_some_and(|t| t.chars().any(|c| !c.is_whitespace() && !c.is_control()));
+        let extracted = if drawn_text { Ok(Vec::new()) } else { page_images(&doc, *id, budget, page_no) };
+        match extracted {
             Ok(images) if !images.is_empty() => pages.push(PageContent::Image(images)),
             // Nothing extracted (no images: text without a Unicode mapping, vector drawings,
             // or a blank page), or images this decoder does not read: the page is drawn.
@@ -88,32 +97,14 @@ pub fn decode(bytes: &[u8], budget: &PageBudget<'_>) -> Result<Vec<PageContent>,
 
 /// Pixels the images drawn on a page declare (directly or inside form XObjects).
 fn declared_image_pixels(doc: &Document, page: ObjectId) -> u64 {
-    fn sum(doc: &Document, resources: &Dictionary, depth: usize, seen: &mut HashSet<ObjectId>) -> u64 {
-        let Some(xobjects) = resources.get(b"XObject").ok().and_then(|x| dict_of(doc, x)) else { return 0 };
-        let mut total = 0u64;
-        for (_, obj) in xobjects.iter() {
-            if let Object::Reference(id) = obj {
-                if !seen.insert(*id) {
-                    continue;
-                }
-            }
-            let Object::Stream(stream) = deref(doc, obj) else { continue };
-            match name_of(doc, &stream.dict, b"Subtype") {
-                Some(b"Image") => {
-                    let side = |key: &[u8]| int_of(doc, &stream.dict, key).unwrap_or(0).max(0) as u64;
-                    total = total.saturating_add(side(b"Width").saturating_mul(side(b"Height")));
-                }
-                Some(b"Form") if depth < 4 => {
-                    if let Some(res) = stream.dict.get(b"Resources").ok().and_then(|r| dict_of(doc, r)) {
-                        total = total.saturating_add(sum(doc, res, depth + 1, seen));
-                    }
-                }
-                _ => {}
-            }
-        }
-        total
-    }
-    inherited_resources(doc, page).map_or(0, |res| sum(doc, res, 0, &mut HashSet::new()))
+    let Some(resources) = inherited_resources(doc, page) else { return 0 };
+    let mut total = 0u64;
+    let _ = visit_images(doc, resources, 0, &mut HashSet::new(), &mut |stream| {
+        let side = |key: &[u8]| int_of(doc, &stream.dict, key).unwrap_or(0).max(0) as u64;
+        total = total.saturating_add(side(b"Width").saturating_mul(side(b"Height")));
+        Ok(())
+    });
+    total
 }
 
 /// The page objects in document order. Refuses loops, over-deep trees and too many pages.
@@ -196,13 +187,28 @@ fn name_of<'a>(doc: &'a Document, dict: &'a Dictionary, key: &[u8]) -> Option<&'
     }
 }
 
-/// The page's text layer when it has real text (not just whitespace or unmapped glyphs).
+/// The text a page's fonts say it draws (`None` when it cannot be extracted). Whether it is
+/// the page's text is `plausible_text`'s question.
 fn text_layer(doc: &Document, page_number: u32, budget: &PageBudget<'_>) -> Option<String> {
     let limit = usize::try_from(budget.limits.max_text_bytes).unwrap_or(usize::MAX);
-    let text = doc.extract_text_with_limit(&[page_number], limit).ok()?;
-    let readable =
-        text.chars().filter(|c| !c.is_whitespace() && !c.is_control() && *c != '\u{fffd}' && *c != '?').count();
-    (readable >= MIN_TEXT_LAYER_CHARS).then_some(text)
+    doc.extract_text_with_limit(&[page_number], limit).ok()
+}
+
+/// Whether extracted text reads as text: at least `MIN_TEXT_LAYER_CHARS` readable
+/// characters, of which few are the symbols only mis-mapped glyphs produce (a font without a
+/// usable Unicode mapping gives codes read as Latin letters and symbols: `Fnemb\hehk;eZ\d
+/// Ink^`, which a person never sees and OCR must replace).
+fn plausible_text(text: &str) -> bool {
+    let readable: Vec<char> = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && *c != '\u{fffd}' && *c != '?')
+        .filter(|c| !matches!(u32::from(*c), 0xE000..=0xF8FF))
+        .collect();
+    if readable.len() < MIN_TEXT_LAYER_CHARS {
+        return false;
+    }
+    let odd = readable.iter().filter(|c| "\\^*~`|<>{}[]_=+@#$&".contains(**c)).count();
+    odd * 100 <= readable.len() * MAX_ODD_SYMBOL_PERCENT
 }
 
 /// Decodes the images drawn on a page (directly or inside form XObjects), in resource order.
@@ -216,8 +222,18 @@ fn page_images(
         return Ok(Vec::new());
     };
     let mut images = Vec::new();
-    let mut seen = HashSet::new();
-    collect_images(doc, resources, budget, page_no, 0, &mut seen, &mut images)?;
+    visit_images(doc, resources, 0, &mut HashSet::new(), &mut |stream| {
+        if let Some(img) = decode_image(doc, stream, budget, page_no)? {
+            images.push(super::fit_page(img, budget.limits));
+        }
+        if images.len() as u32 > budget.limits.max_pages_per_letter {
+            return Err(IngestError::Unsupported {
+                page: budget.pages_before + page_no,
+                what: "a page made of that many images".into(),
+            });
+        }
+        Ok(())
+    })?;
     Ok(images)
 }
 
@@ -233,14 +249,14 @@ fn inherited_resources(doc: &Document, page: ObjectId) -> Option<&Dictionary> {
     None
 }
 
-fn collect_images(
-    doc: &Document,
-    resources: &Dictionary,
-    budget: &PageBudget<'_>,
-    page_no: u32,
+/// Calls `f` with each image XObject `resources` draws, directly or inside form XObjects
+/// (four levels deep), once each.
+fn visit_images<'a>(
+    doc: &'a Document,
+    resources: &'a Dictionary,
     depth: usize,
     seen: &mut HashSet<ObjectId>,
-    out: &mut Vec<GrayImage>,
+    f: &mut dyn FnMut(&'a Stream) -> Result<(), IngestError>,
 ) -> Result<(), IngestError> {
     let Some(xobjects) = resources.get(b"XObject").ok().and_then(|x| dict_of(doc, x)) else {
         return Ok(());
@@ -253,23 +269,13 @@ fn collect_images(
         }
         let Object::Stream(stream) = deref(doc, obj) else { continue };
         match name_of(doc, &stream.dict, b"Subtype") {
-            Some(b"Image") => {
-                if let Some(img) = decode_image(doc, stream, budget, page_no)? {
-                    out.push(super::fit_page(img, budget.limits));
-                }
-            }
+            Some(b"Image") => f(stream)?,
             Some(b"Form") if depth < 4 => {
                 if let Some(res) = stream.dict.get(b"Resources").ok().and_then(|r| dict_of(doc, r)) {
-                    collect_images(doc, res, budget, page_no, depth + 1, seen, out)?;
+                    visit_images(doc, res, depth + 1, seen, f)?;
                 }
             }
             _ => {}
-        }
-        if out.len() as u32 > budget.limits.max_pages_per_letter {
-            return Err(IngestError::Unsupported {
-                page: budget.pages_before + page_no,
-                what: "a page made of that many images".into(),
-            });
         }
     }
     Ok(())
@@ -414,6 +420,10 @@ fn decode_image(
         return Ok(None);
     }
     let stream_limit = usize::try_from(budget.limits.max_stream_bytes).unwrap_or(usize::MAX);
+    // What shows of an image with a transparency mask is the mask's doing: drawn, not read.
+    if dict.has(b"SMask") || dict.has(b"Mask") {
+        return Err(unsupported("an image with a transparency mask".into()));
+    }
     let is_mask = matches!(dict.get(b"ImageMask").map(|o| deref(doc, o)), Ok(Object::Boolean(true)));
     let color = if is_mask {
         ColorSpace::Gray
@@ -673,6 +683,14 @@ fn ccitt(data: &[u8], parms: Option<&Dictionary>, h: &ImageHeader) -> Result<Gra
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_garbage_of_an_unmapped_font_is_no_text_layer() {
+        assert!(!plausible_text("Fnemb\\hehk;eZ\\d Ink^;eZ\\d!D6*))\" Ink^FZ^gmZ Ink^<"));
+        assert!(plausible_text("关于反映石桥镇柳河村党支部书记的问题"));
+        assert!(plausible_text("Portez ce vieux whisky au juge blond qui fume (2017-01-22)."));
+        assert!(!plausible_text("\u{e000}\u{e001}\u{e002}\u{e003}\u{e004}\u{e005}\u{e006}\u{e007}\u{e008}\u{e009}"));
+    }
+
     fn header(w: u32, h: u32, bpc: u32, color: ColorSpace) -> ImageHeader {
         ImageHeader { width: w, height: h, bpc, color, inverted: false }
     }
@@ -696,6 +714,88 @@ mod tests {
         let bits = header(8, 1, 1, ColorSpace::Gray);
         let img = samples_to_gray(&[0b1111_1110], &bits).expect("bits");
         assert_eq!(img.as_raw(), &vec![255, 255, 255, 255, 255, 255, 255, 0]);
+    }
+
+    /// A one-page PDF whose page draws `content`, with `resources` and `objects` after the
+    /// page tree (numbered from 5).
+    fn pdf(content: &str, resources: &str, objects: &[Vec<u8>]) -> Vec<u8> {
+        let mut bodies: Vec<Vec<u8>> = vec![
+            b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+            format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Resources << {resources} >> /Contents 4 0 R >>"
+            )
+            .into_bytes(),
+            format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()).into_bytes(),
+        ];
+        bodies.extend(objects.iter().cloned());
+        let mut out = b"%PDF-1.5\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in bodies.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\nendobj\n");
+        }
+        let xref = out.len();
+        out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", bodies.len() + 1).as_bytes());
+        for o in offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!("trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", bodies.len() + 1).as_bytes(),
+        );
+        out
+    }
+
+    fn limits() -> crate::config::Limits {
+        crate::config::Config::builtin().expect("config").limits
+    }
+
+    fn ink(img: &GrayImage) -> usize {
+        img.as_raw().iter().filter(|&&v| v < 128).count()
+    }
+
+    #[test]
+    fn a_page_drawn_without_images_or_text_is_drawn_for_ocr_not_taken_for_blank() {
+        // A bar drawn with path operators: nothing to extract, something to see.
+        let bytes = pdf("0 0 0 rg 50 80 200 40 re f", "", &[]);
+        let budget = PageBudget { limits: &limits(), pages_before: 0, pixels_before: 0, used: std::cell::Cell::new(0) };
+        let pages = decode(&bytes, &budget).expect("drawn");
+        let [PageContent::Image(regions)] = pages.as_slice() else { panic!("one drawn page: {pages:?}") };
+        assert_eq!((regions[0].width(), regions[0].height()), (1250, 833), "300 dpi");
+        assert!(ink(&regions[0]) > 200 * 40 * 16, "the bar is there");
+    }
+
+    #[test]
+    fn an_image_whose_mask_makes_what_shows_is_drawn_with_its_mask() {
+        // A black image, shown only where its soft mask is opaque (the left half).
+        let (w, h) = (64usize, 32usize);
+        let mask: Vec<u8> = (0..w * h).map(|i| if i % w < w / 2 { 255 } else { 0 }).collect();
+        let black = vec![0u8; w * h];
+        let stream = |dict: String, data: &[u8]| {
+            let mut b = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
+            b.extend_from_slice(data);
+            b.extend_from_slice(b"\nendstream");
+            b
+        };
+        let image = stream(
+            format!("/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray /BitsPerComponent 8 /SMask 6 0 R"),
+            &black,
+        );
+        let smask = stream(
+            format!(
+                "/Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray /BitsPerComponent 8"
+            ),
+            &mask,
+        );
+        let bytes = pdf("q 300 0 0 200 0 0 cm /Im0 Do Q", "/XObject << /Im0 5 0 R >>", &[image, smask]);
+        let budget = PageBudget { limits: &limits(), pages_before: 0, pixels_before: 0, used: std::cell::Cell::new(0) };
+        let pages = decode(&bytes, &budget).expect("drawn");
+        let [PageContent::Image(regions)] = pages.as_slice() else { panic!("one drawn page: {pages:?}") };
+        let page = &regions[0];
+        let (left, right) = (page.get_pixel(300, 400).0[0], page.get_pixel(950, 400).0[0]);
+        assert!(left < 64 && right > 192, "left {left}, right {right}: the mask decides what shows");
     }
 
     #[test]
