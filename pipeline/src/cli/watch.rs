@@ -24,7 +24,7 @@ pub async fn run(
             bail!("{} is not a folder", d.display());
         }
     }
-    let mut watcher = Watcher::new(dirs.to_vec(), &cfg.watch, &cfg.store.data_dir)?;
+    let mut watcher = Watcher::new(dirs.to_vec(), &cfg.watch, &cfg.store.data_dir, &cfg.own_files())?;
     let service = Service::start(cfg, db).await?;
     let work_done = Arc::new(AtomicBool::new(no_worker));
     eprintln!(

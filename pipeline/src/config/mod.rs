@@ -49,6 +49,9 @@ pub struct Config {
     /// built-in configuration (then the built-in rules are used too).
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
+    /// The configuration file itself (`None` for the built-in configuration).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Where the store keeps its files.
@@ -219,6 +222,7 @@ impl Config {
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let mut cfg = Config::parse(&text, path)?;
         cfg.base_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
+        cfg.source = Some(path.to_path_buf());
         Ok(cfg)
     }
 
@@ -328,6 +332,16 @@ impl Config {
             Some(dir) => Catalogue::load(&self.rules, dir),
             None => Catalogue::builtin(),
         }
+    }
+
+    /// The files the running service reads its configuration from (the configuration file
+    /// and the rule files it names): never to be taken for letters.
+    pub fn own_files(&self) -> Vec<PathBuf> {
+        let (Some(source), Some(base)) = (&self.source, &self.base_dir) else { return Vec::new() };
+        let r = &self.rules;
+        let mut files = vec![source.clone()];
+        files.extend([&r.keywords, &r.rules, &r.calendar, &r.dictionary].into_iter().map(|p| base.join(p)));
+        files
     }
 
     /// The default database URL: an SQLite file in the data directory.

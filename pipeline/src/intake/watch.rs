@@ -179,7 +179,8 @@ pub struct Watcher {
     cfg: WatchConfig,
     archive: PathBuf,
     quarantine: PathBuf,
-    /// The service's own folders (data, archive, quarantine), absolute.
+    /// The service's own folders (data, archive, quarantine) and configuration files,
+    /// absolute: an entry holding one of them is never taken.
     own_folders: Vec<PathBuf>,
     /// The files this process writes its output to (device, inode).
     own_files: Vec<(u64, u64)>,
@@ -242,17 +243,28 @@ fn own_output_files() -> Vec<(u64, u64)> {
 }
 
 impl Watcher {
-    /// A watcher of `dirs`; refused when one of them is inside the service's own folders.
-    pub fn new(dirs: Vec<PathBuf>, cfg: &WatchConfig, data_dir: &Path) -> Result<Watcher, WatchSetupError> {
+    /// A watcher of `dirs` for the service whose data lives in `data_dir` and which reads
+    /// `config_files` (its configuration and rule files: never taken); refused when a watched
+    /// folder is inside the data folders.
+    pub fn new(
+        dirs: Vec<PathBuf>,
+        cfg: &WatchConfig,
+        data_dir: &Path,
+        config_files: &[PathBuf],
+    ) -> Result<Watcher, WatchSetupError> {
         let archive = cfg.archive(data_dir);
         let quarantine = cfg.quarantine(data_dir);
-        let own_folders: Vec<PathBuf> = [data_dir, &archive, &quarantine].iter().map(|p| absolute(p)).collect();
+        let mut own_folders: Vec<PathBuf> = [data_dir, &archive, &quarantine].iter().map(|p| absolute(p)).collect();
+        // Watching inside the data folders would archive letters into the watched folder again.
         for dir in &dirs {
             let abs = absolute(dir);
             if let Some(inner) = own_folders.iter().find(|own| abs.starts_with(own)) {
                 return Err(WatchSetupError::InsideOwnFolder { dir: dir.clone(), inner: inner.clone() });
             }
         }
+        // The configuration is only never taken (the folder of scans may lie within the
+        // folder the configuration is in).
+        own_folders.extend(config_files.iter().map(|p| absolute(p)));
         Ok(Watcher {
             dirs,
             archive,
@@ -326,7 +338,7 @@ impl Watcher {
         }
         let abs = absolute(path);
         if self.own_folders.iter().any(|own| own.starts_with(&abs)) {
-            return Some("holds this service's own data: never taken as a letter".into());
+            return Some("holds this service's own data or configuration: never taken as a letter".into());
         }
         let meta = std::fs::symlink_metadata(path).ok()?;
         if self.own_files.contains(&(meta.dev(), meta.ino())) {
@@ -379,7 +391,9 @@ impl Watcher {
                 *entry = Entry::new(sig, earlier);
                 continue;
             }
-            let ready = take && entry.since.elapsed() >= window && !sig.is_empty_folder();
+            // A file a program still has open for writing is not finished, however long it
+            // has looked the same (a scanner or a copy that paused).
+            let ready = take && entry.since.elapsed() >= window && !sig.is_empty_folder() && !being_written(&path);
             match (&entry.stage, entry.earlier.clone()) {
                 (Stage::Settling, earlier) if ready => {
                     let supersedes = match earlier {
@@ -430,6 +444,7 @@ impl Watcher {
                             let registered = Registered { case_no, sha, queued_at: Some(job.created_at) };
                             events.extend(self.finish_registered(intake, &path, &registered).await?);
                         }
+                        (JobState::Failed, _) if being_written(&path) => {}
                         (JobState::Failed, sha) => {
                             let reason = job.last_error.clone().unwrap_or_else(|| "could not be read".into());
                             if sha.is_some_and(|sha| self.unchanged(intake, &path, &sha)) {
@@ -564,7 +579,7 @@ mod tests {
             testing::letter(&t, "scans/a.txt", "县纪委：\n反映白沙镇副镇长王建国用公款宴请朋友，花费八千元。\n");
         let scans = t.dir.path().join("scans");
         let data = t.dir.path().join("data");
-        let mut w = Watcher::new(vec![scans.clone()], &t.intake.cfg.watch, &data).expect("a folder to watch");
+        let mut w = Watcher::new(vec![scans.clone()], &t.intake.cfg.watch, &data, &[]).expect("a folder to watch");
         assert!(w.pass(&t.intake, true).await.expect("pass").is_empty(), "queued, not yet registered");
         assert!(w.pass(&t.intake, true).await.expect("pass").is_empty(), "its job is not done yet");
         assert_eq!(t.intake.store.queue_counts(JobKind::Letter, None).await.expect("counts").queued, 1);
@@ -577,12 +592,52 @@ mod tests {
         t.pool.shutdown().await;
     }
 
+    #[test]
+    fn the_services_own_folders_are_never_letters() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (data, config) = (dir.path().join("data"), dir.path().join("config"));
+        std::fs::create_dir_all(&data).expect("data");
+        std::fs::create_dir_all(&config).expect("config");
+        std::fs::write(config.join("xinfang.toml"), "").expect("config file");
+        std::fs::write(dir.path().join("rules.toml"), "").expect("a rule file beside the scans");
+        std::fs::create_dir_all(dir.path().join("letter")).expect("a folder letter");
+        let own = [config.join("xinfang.toml"), dir.path().join("rules.toml")];
+        let w = Watcher::new(vec![dir.path().to_path_buf()], &WatchConfig::default(), &data, &own).expect("watchable");
+        assert!(w.passed_over(&data).is_some_and(|why| why.contains("own data")));
+        assert!(w.passed_over(&config).is_some_and(|why| why.contains("configuration")));
+        assert!(w.passed_over(&dir.path().join("rules.toml")).is_some());
+        assert_eq!(w.passed_over(&dir.path().join("letter")), None);
+        let inside = Watcher::new(vec![data.join("archive")], &WatchConfig::default(), &data, &[]);
+        assert!(matches!(inside, Err(WatchSetupError::InsideOwnFolder { .. })));
+    }
+
+    #[test]
+    fn a_file_open_for_writing_is_seen_as_being_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scan.pdf");
+        let writer = std::fs::File::create(&path).expect("create");
+        // This process's own descriptors are not counted: a child holds the file open.
+        // `exec sleep`: the shell becomes the sleep, so one process holds the descriptor.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("exec 3>>{:?}; exec sleep 5", path))
+            .spawn()
+            .expect("sh");
+        drop(writer);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(being_written(&path));
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(!being_written(&path));
+    }
+
     #[tokio::test]
     async fn a_file_still_being_written_is_not_taken() {
         let t = testing::intake(|c| c.watch.stable_secs = 0.3).await;
         let input = testing::letter(&t, "scans/b.txt", "县纪委：\n");
-        let mut w = Watcher::new(vec![t.dir.path().join("scans")], &t.intake.cfg.watch, &t.dir.path().join("data"))
-            .expect("a folder to watch");
+        let mut w =
+            Watcher::new(vec![t.dir.path().join("scans")], &t.intake.cfg.watch, &t.dir.path().join("data"), &[])
+                .expect("a folder to watch");
         let queued = || async { t.intake.store.queue_counts(JobKind::Letter, None).await.expect("counts").queued };
         w.pass(&t.intake, true).await.expect("pass");
         tokio::time::sleep(Duration::from_millis(400)).await;
