@@ -64,7 +64,10 @@ fn scans_and_typed_letters_become_numbered_cases_and_repeats_are_duplicates() {
     let conf = r[0]["ocr_confidence"].as_f64().expect("scan has a confidence");
     assert!(conf > 0.6 && conf <= 1.0, "{conf}");
     assert!(r[2]["ocr_confidence"].is_null(), "typed letters are not OCR'd");
-    assert_case_cer(&s, &r[0], "l01_ming_clean", 1, 0.03);
+    // 5 %: a clean page is no longer smoothed by a median (issue 13: it read 0.6 % with it,
+    // 2.1 % without; clean pages of other fonts read worse with it), and the redacted case
+    // text is shorter than the page, which raises its rate.
+    assert_case_cer(&s, &r[0], "l01_ming_clean", 1, 0.05);
     assert_case_cer(&s, &r[1], "l10_wenkai_folder", 2, 0.05);
     let typed = r[2]["text"].as_str().unwrap();
     assert!(!typed.contains('２') && typed.contains("2024"), "full-width digits are folded: {typed}");
@@ -143,4 +146,36 @@ fn sideways_and_skewed_scans_are_straightened() {
     let rotation = detail["pages"][0]["rotation"].as_u64().unwrap();
     assert!(rotation == 90 || rotation == 270, "rotated page turned upright: {rotation}");
     assert!(!detail["pages"][0]["words"].as_array().unwrap().is_empty(), "word boxes kept for review");
+}
+
+#[test]
+fn pages_unlike_the_samples_are_read_in_their_own_layout() {
+    // Made by samples/pages.py (tuning half): two columns at 150 dpi, badly scanned; a
+    // ruled table; a thin-stroked bilevel fax at 200 dpi; a clean thin 宋体 page at 150 dpi.
+    // Each was read at 25-87 % CER before the cleaning had to be earned (a median that
+    // erased thin strokes, specks that were the dots of 氵, columns read straight across).
+    let s = Scratch::new();
+    let outdir = s.path().join("out");
+    let pages = [
+        ("g0074-twocol-hei-noto-150-bad", "jpg"),
+        ("g0062-table-ming-uming-150-clean", "png"),
+        ("g0058-fax-fangsong-wenkai-light-200-mild", "tif"),
+        ("g0000-plain-song-sungtil-150-clean", "png"),
+    ];
+    let mut args = vec!["ocr".to_string(), "--out".into(), outdir.display().to_string()];
+    args.extend(pages.iter().map(|(id, ext)| sample(&format!("pages/{id}.{ext}")).display().to_string()));
+    let out = s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (id, _) in pages {
+        let text = std::fs::read_to_string(outdir.join(format!("{id}.txt"))).expect("ocr output");
+        let truth = std::fs::read_to_string(sample(&format!("pages/{id}.p1.txt"))).expect("truth");
+        assert_cer_against(&text, &truth, id, 0.05);
+    }
+    // The two columns are read one after the other, not line by line across the gutter.
+    let twocol = std::fs::read_to_string(outdir.join("g0074-twocol-hei-noto-150-bad.txt")).expect("ocr output");
+    let truth = std::fs::read_to_string(sample("pages/g0074-twocol-hei-noto-150-bad.p1.txt")).expect("truth");
+    let first_line: String =
+        truth.lines().next().expect("a line").chars().filter(|c| !c.is_whitespace()).take(12).collect();
+    let read: String = twocol.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(read.contains(&first_line), "the first line of the left column is read whole: {first_line}\n{twocol}");
 }

@@ -4,9 +4,23 @@
 # headers and libraries the Rust binding links, clang (bindgen) and pkg-config, and a CJK
 # font (fonts-wqy-microhei) for drawing PDF pages whose Chinese fonts are not embedded.
 # Debian/Ubuntu packages; runs apt-get as root, or through sudo.
+# With --bench it also installs what `xinfang bench ocr --generated N` needs to make its
+# pages (samples/pages.py): Debian's Python with Pillow and numpy, and the CJK fonts the
+# pages are set in.
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = "--bench" ]; then
+  [ -x /usr/bin/python3 ] || need+=(python3)
+  /usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null || need+=(python3-pil python3-numpy)
+  for pair in \
+    arphic-gbsn00lp/gbsn00lp.ttf:fonts-arphic-gbsn00lp arphic/uming.ttc:fonts-arphic-uming \
+    arphic/ukai.ttc:fonts-arphic-ukai arphic-gkai00mp/gkai00mp.ttf:fonts-arphic-gkai00mp \
+    wqy/wqy-zenhei.ttc:fonts-wqy-zenhei lxgw-wenkai/LXGWWenKai-Regular.ttf:fonts-lxgw-wenkai; do
+    [ -f "/usr/share/fonts/truetype/${pair%%:*}" ] || need+=("${pair##*:}")
+  done
+  [ -f /usr/share/fonts/opentype/noto/NotoSerifCJK-Bold.ttc ] || need+=(fonts-noto-cjk)
+fi
 command -v tesseract >/dev/null 2>&1 || need+=(tesseract-ocr)
 tessdata_has_chi_sim() {
   local d

@@ -232,7 +232,19 @@ enum BenchCommand {
         /// Write the pipeline's text of each page to DIR/<page>.txt (to compare with the truth)
         #[arg(long)]
         out: Option<PathBuf>,
-        #[arg(required = true)]
+        /// Also measure N pages made by samples/pages.py (other text, fonts, sizes,
+        /// resolutions and conditions), one half of them (see --split)
+        #[arg(long)]
+        generated: Option<usize>,
+        /// Seed of the first generated page
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// Which half of the generated pages to measure
+        #[arg(long, value_enum, default_value = "heldout")]
+        split: crate::bench::ocr::Split,
+        /// Where the generated pages are written and reused [default: a folder in the temp dir]
+        #[arg(long)]
+        pages_dir: Option<PathBuf>,
         paths: Vec<PathBuf>,
     },
 }
@@ -344,8 +356,14 @@ async fn bench(
             let ok = bench::watch::watch(path.as_deref(), cfg, files, restarts, rate).await?;
             return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) });
         }
-        BenchCommand::Ocr { truth, no_cli, rounds, out, paths } => {
-            let opts = bench::ocr::OcrBenchOptions { with_cli: !no_cli, rounds, out };
+        BenchCommand::Ocr { truth, no_cli, rounds, out, generated, first, split, pages_dir, paths } => {
+            let generated =
+                generated.map(|count| bench::ocr::Generated { count, first, split, dir: pages_dir.clone() });
+            anyhow::ensure!(
+                generated.is_some() || !paths.is_empty(),
+                "give sample paths (samples/scans) or --generated N"
+            );
+            let opts = bench::ocr::OcrBenchOptions { with_cli: !no_cli, rounds, out, generated };
             bench::ocr::ocr(cfg, &paths, &truth, &opts).await?;
         }
     }

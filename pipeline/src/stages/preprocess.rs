@@ -36,6 +36,10 @@ const SKEW_GAIN: f64 = 1.08;
 const SPECK_MAX_AREA: usize = 20;
 /// Largest side of a speck's bounding box, in pixels at 300 dpi.
 const SPECK_MAX_SIDE: u32 = 6;
+/// Ink within this distance of a small dot, in pixels at 300 dpi, makes it part of a
+/// character (the dots of 氵 or 冫 stand within a stroke's length of their character; the
+/// gap between two characters of 10-pt print is about 8).
+const SPECK_CLEARANCE: u32 = 6;
 /// Column gap fraction a page on its side shows at least (its text lines run vertically).
 const SIDEWAYS_MIN_GAPS: f64 = 0.15;
 /// Background variation (in gray levels) above which lighting is corrected.
@@ -47,6 +51,8 @@ pub struct PreprocessConfig {
     pub min_skew_deg: f32,
     pub max_skew_deg: f32,
     pub median: bool,
+    /// The median is applied only to pages whose `Measures::median_score` is at least this.
+    pub median_min_score: f32,
 }
 
 /// What preprocessing found and did.
@@ -61,6 +67,43 @@ pub struct Prepared {
     pub light_corrected: bool,
     /// Isolated specks painted over.
     pub specks: usize,
+    /// What the page was measured to be like (what the cleaning decisions rest on).
+    pub measures: Measures,
+    /// The 3×3 median was applied.
+    pub median: bool,
+}
+
+/// Properties of a page measured before anything is done to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Measures {
+    /// Typical stroke thickness, in pixels: the median length of dark runs across strokes.
+    pub stroke_px: f32,
+    /// Grain of the paper: mean absolute difference of neighbouring paper pixels, in gray
+    /// levels (0 on a clean rendering; scanner noise and JPEG artefacts raise it).
+    pub grain: f32,
+    /// Nearly every pixel is pure black or white (a fax or 1-bit scan).
+    pub bilevel: bool,
+    /// The text stands in columns: an empty gutter runs down the middle of the text.
+    pub columns: bool,
+    /// Long straight rules cross the page (a table's grid).
+    pub ruled: bool,
+}
+
+impl Measures {
+    /// How much a 3×3 median may do for the page: its grain (what the median takes out)
+    /// times its strokes' thickness beyond one pixel (what survives the median: a stroke one
+    /// pixel thick is erased by it, a thick one barely touched).
+    pub fn median_score(&self) -> f32 {
+        self.grain * (self.stroke_px - 1.0).max(0.0)
+    }
+
+    /// Whether the page is laid out in more than one block side by side (columns, a
+    /// table), so that tesseract's layout analysis must find the blocks; a page of plain
+    /// running text reads better as one block (measured on the samples: 1.8 % CER as one
+    /// block, 3.2 % with the layout analysis, which splits and misreads short lines).
+    pub fn needs_layout(&self) -> bool {
+        self.columns || self.ruled
+    }
 }
 
 /// Prepares a page for OCR.
@@ -77,17 +120,23 @@ pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
             skew_deg: 0.0,
             light_corrected: false,
             specks: 0,
+            measures: Measures::default(),
+            median: false,
         };
     }
+    let measures = measure(&page, threshold);
     let (mut image, light_corrected) = match background(&small) {
         Some(bg) => (flatten(&page, &bg), true),
         None => (page, false),
     };
     let dpi = infer_dpi(&image);
     let specks = despeckle(&mut image, threshold, dpi);
-    // A median smooths grain and JPEG artefacts of gray scans; on bilevel (fax) scans it
-    // only erodes strokes, so those are left as they are.
-    if cfg.median && !is_bilevel(&image) {
+    // A median smooths grain and JPEG artefacts of gray scans; on bilevel (fax) scans, on
+    // clean pages and on thin strokes it only erodes the characters (measured: a clean
+    // 150-dpi 宋体 page read 25 % CER with it, 2 % without), so only a grainy page whose
+    // strokes are thick enough to survive it gets it.
+    let median = cfg.median && !measures.bilevel && measures.median_score() >= cfg.median_min_score;
+    if median {
         image = median3(&image);
     }
     // Text lines leave empty gaps between them across the page; characters leave only
@@ -113,7 +162,142 @@ pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
     if skew != 0.0 {
         image = rotate(&image, skew);
     }
-    Prepared { image, blank: false, sideways, skew_deg: skew, light_corrected, specks }
+    let mut measures = measures;
+    (measures.columns, measures.ruled) = layout(&image, threshold);
+    Prepared { image, blank: false, sideways, skew_deg: skew, light_corrected, specks, measures, median }
+}
+
+/// Share of the page's width an empty band between two columns of text spans at least
+/// (about 6 mm on A4): far wider than the gaps between characters, which line up down a
+/// page of Chinese print.
+const GUTTER_MIN_WIDTH: f64 = 0.03;
+/// A column of the page is empty when it holds less than this share of the typical ink
+/// of a column of text (a centred title crossing the gutter adds a little).
+const GUTTER_MAX_INK: f64 = 0.05;
+/// A rule is a dark run at least this share of the page's width long …
+const RULE_MIN_LENGTH: f64 = 0.3;
+/// … and a table has at least this many.
+const TABLE_MIN_RULES: usize = 3;
+
+/// Whether the straightened page stands in columns, and whether it is ruled like a table
+/// (at full resolution: a table's rules are often a single pixel thick).
+fn layout(page: &GrayImage, threshold: u8) -> (bool, bool) {
+    let (w, h) = (page.width() as usize, page.height() as usize);
+    let raw = page.as_raw();
+    let dark = |v: u8| v <= threshold.min(160);
+    // A thin rule blurred by the scanner is lighter than the strokes of the text: anything
+    // clearly darker than the paper counts for a rule.
+    let rule_dark = |v: u8| v <= threshold.min(160) + (255 - threshold.min(160)) / 2;
+    let mut per_column = vec![0u32; w];
+    let mut rules = 0usize;
+    let min_rule = (w as f64 * RULE_MIN_LENGTH) as usize;
+    let mut last_rule_row = None;
+    for y in 0..h {
+        let row = &raw[y * w..(y + 1) * w];
+        let mut run = 0usize;
+        let mut longest = 0usize;
+        for (x, &v) in row.iter().enumerate() {
+            if dark(v) {
+                per_column[x] += 1;
+            }
+            if rule_dark(v) {
+                run += 1;
+                longest = longest.max(run);
+            } else {
+                run = 0;
+            }
+        }
+        // A rule a few analysis rows thick counts once.
+        if longest >= min_rule.max(1) {
+            if last_rule_row.is_none_or(|r: usize| y > r + 4) {
+                rules += 1;
+            }
+            last_rule_row = Some(y);
+        }
+    }
+    let ruled = rules >= TABLE_MIN_RULES;
+    let (Some(first), Some(last)) = (per_column.iter().position(|&c| c > 0), per_column.iter().rposition(|&c| c > 0))
+    else {
+        return (false, ruled);
+    };
+    let span = &per_column[first..=last];
+    let mut sorted: Vec<u32> = span.iter().copied().filter(|&c| c > 0).collect();
+    sorted.sort_unstable();
+    let typical = f64::from(sorted.get(sorted.len() * 3 / 4).copied().unwrap_or(0));
+    let min_gutter = ((w as f64) * GUTTER_MIN_WIDTH).ceil() as usize;
+    // Only a gap inside the middle of the text: margins and indents are not gutters.
+    let (lo, hi) = (span.len() / 5, span.len() * 4 / 5);
+    let mut run = 0usize;
+    let mut columns = false;
+    for (i, &c) in span.iter().enumerate() {
+        if f64::from(c) <= typical * GUTTER_MAX_INK {
+            run += 1;
+            if run >= min_gutter && i >= lo && i + 1 - run <= hi {
+                columns = true;
+                break;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    (columns, ruled)
+}
+
+/// Measures stroke thickness and paper grain on every third row and column of the page.
+fn measure(page: &GrayImage, threshold: u8) -> Measures {
+    let (w, h) = (page.width() as usize, page.height() as usize);
+    let raw = page.as_raw();
+    let dark = |v: u8| v <= threshold;
+    let mut across = Vec::new();
+    let mut down = Vec::new();
+    let (mut grain_sum, mut grain_n) = (0u64, 0u64);
+    // A run longer than this is a ruling, a block or a fax's black border, not a stroke.
+    const LONGEST: usize = 40;
+    let push = |runs: &mut Vec<u16>, run: usize| {
+        if (1..=LONGEST).contains(&run) {
+            runs.push(run as u16);
+        }
+    };
+    for y in (0..h).step_by(3) {
+        let row = &raw[y * w..(y + 1) * w];
+        let mut run = 0;
+        for x in 0..w {
+            if dark(row[x]) {
+                run += 1;
+            } else {
+                push(&mut across, run);
+                run = 0;
+                // Paper next to paper: how much it varies is its grain.
+                if x + 1 < w && !dark(row[x + 1]) && row[x] > threshold.saturating_add(30) {
+                    grain_sum += u64::from(row[x].abs_diff(row[x + 1]));
+                    grain_n += 1;
+                }
+            }
+        }
+        push(&mut across, run);
+    }
+    for x in (0..w).step_by(3) {
+        let mut run = 0;
+        for y in 0..h {
+            if dark(raw[y * w + x]) {
+                run += 1;
+            } else {
+                push(&mut down, run);
+                run = 0;
+            }
+        }
+        push(&mut down, run);
+    }
+    let median = |v: &mut Vec<u16>| {
+        if v.is_empty() {
+            return 0.0;
+        }
+        let mid = v.len() / 2;
+        f32::from(*v.select_nth_unstable(mid).1)
+    };
+    let stroke_px = median(&mut across).min(median(&mut down));
+    let grain = if grain_n == 0 { 0.0 } else { grain_sum as f32 / grain_n as f32 };
+    Measures { stroke_px, grain, bilevel: is_bilevel(page), columns: false, ruled: false }
 }
 
 /// The resolution to declare for a page: scans rarely carry a trustworthy one, so it is
@@ -285,12 +469,17 @@ fn best_angle(pts: &[(f32, f32)], extent: u32, columns: bool, cfg: &PreprocessCo
 }
 
 /// Paints over isolated specks: 8-connected components of pixels at or below `threshold`
-/// with at most `SPECK_MAX_AREA` pixels inside a `SPECK_MAX_SIDE` box (both scaled from
-/// 300 dpi to `dpi`). Returns how many.
+/// with at most `SPECK_MAX_AREA` pixels inside a `SPECK_MAX_SIDE` box and no other ink
+/// within `SPECK_CLEARANCE` of them (all scaled from 300 dpi to `dpi`). The clearance is
+/// what tells dust from the dots of a character: the three dots of 氵 in a thin typeface
+/// at 200 dpi are as small as dust, but stand beside the rest of their character (measured:
+/// without it, a thin-stroked fax page lost the water radical of 涉 源 湾 河 and read
+/// 12.6 % CER against the tesseract command line's 1.7 %). Returns how many.
 fn despeckle(img: &mut GrayImage, threshold: u8, dpi: u32) -> usize {
     let scale = f64::from(dpi) / 300.0;
     let max_area = ((SPECK_MAX_AREA as f64) * scale * scale).round().max(1.0) as usize;
     let max_side = ((f64::from(SPECK_MAX_SIDE)) * scale).round().max(1.0) as usize;
+    let clearance = ((f64::from(SPECK_CLEARANCE)) * scale).round().max(1.0) as usize;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let raw = img.as_mut();
     let mut seen = vec![false; w * h];
@@ -328,7 +517,7 @@ fn despeckle(img: &mut GrayImage, threshold: u8, dpi: u32) -> usize {
             }
         }
         let small_box = x1 - x0 < max_side && y1 - y0 < max_side;
-        if area <= max_area && small_box {
+        if area <= max_area && small_box && alone(raw, w, h, (x0, y0, x1, y1), threshold, clearance, &members) {
             for &i in &members {
                 raw[i] = 255;
             }
@@ -336,6 +525,32 @@ fn despeckle(img: &mut GrayImage, threshold: u8, dpi: u32) -> usize {
         }
     }
     removed
+}
+
+/// Whether no dark pixel other than the component's own lies within `clearance` of its box.
+fn alone(
+    raw: &[u8],
+    w: usize,
+    h: usize,
+    (x0, y0, x1, y1): (usize, usize, usize, usize),
+    threshold: u8,
+    clearance: usize,
+    members: &[usize],
+) -> bool {
+    let (ax, ay) = (x0.saturating_sub(clearance), y0.saturating_sub(clearance));
+    let (bx, by) = ((x1 + clearance).min(w - 1), (y1 + clearance).min(h - 1));
+    for y in ay..=by {
+        for x in ax..=bx {
+            let i = y * w + x;
+            // Outside its own small box no dark pixel is the component's; inside it, the
+            // few members are looked up.
+            let own_box = (x0..=x1).contains(&x) && (y0..=y1).contains(&y);
+            if raw[i] <= threshold && (!own_box || !members.contains(&i)) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Whether nearly every pixel is pure black or white (a 1-bit scan, possibly flattened).
@@ -541,7 +756,8 @@ mod tests {
         img
     }
 
-    const CFG: PreprocessConfig = PreprocessConfig { min_skew_deg: 0.4, max_skew_deg: 6.0, median: false };
+    const CFG: PreprocessConfig =
+        PreprocessConfig { min_skew_deg: 0.4, max_skew_deg: 6.0, median: false, median_min_score: 0.0 };
 
     #[test]
     fn straight_page_is_left_alone() {
@@ -591,6 +807,50 @@ mod tests {
     }
 
     #[test]
+    fn columns_and_tables_are_told_from_running_text() {
+        let plain = prepare(lined_page(1600, 2200), &CFG);
+        assert!(!plain.measures.needs_layout(), "{:?}", plain.measures);
+        // The same page with an empty gutter down its middle stands in two columns.
+        let mut two = lined_page(1600, 2200);
+        for y in 0..2200 {
+            for x in 760..860 {
+                two.put_pixel(x, y, image::Luma([250]));
+            }
+        }
+        let two = prepare(two, &CFG);
+        assert!(two.measures.columns && !two.measures.ruled, "{:?}", two.measures);
+        // Four rules across the page make a table.
+        let mut table = lined_page(1600, 2200);
+        for top in [300, 700, 1100, 1500] {
+            for y in top..top + 4 {
+                for x in 200..1400 {
+                    table.put_pixel(x, y, image::Luma([0]));
+                }
+            }
+        }
+        assert!(prepare(table, &CFG).measures.ruled);
+    }
+
+    #[test]
+    fn a_grainy_page_with_thick_strokes_is_smoothed_a_clean_or_thin_one_is_not() {
+        let cfg = PreprocessConfig { median: true, median_min_score: 5.0, ..CFG };
+        let clean = prepare(lined_page(1600, 2200), &cfg);
+        assert!(!clean.median, "{:?}", clean.measures);
+        // Grain over the paper: neighbouring pixels differ by about 20 gray levels.
+        let mut grainy = lined_page(1600, 2200);
+        let mut seed = 99u32;
+        for p in grainy.pixels_mut() {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            if p.0[0] > 200 {
+                p.0[0] = 210 + ((seed >> 16) % 40) as u8;
+            }
+        }
+        let grainy = prepare(grainy, &cfg);
+        assert!(grainy.measures.grain > 5.0 && grainy.measures.stroke_px >= 3.0, "{:?}", grainy.measures);
+        assert!(grainy.median);
+    }
+
+    #[test]
     fn dpi_is_inferred_from_a4_width() {
         assert_eq!(infer_dpi(&GrayImage::new(2480, 3508)), 300);
         assert_eq!(infer_dpi(&GrayImage::new(1654, 2339)), 200);
@@ -630,7 +890,17 @@ mod tests {
                 img.put_pixel(x, y, image::Luma([0]));
             }
         }
+        // A dot as small as a speck beside a stroke (the dots of 氵 beside their character).
+        for (x, y) in [(120, 150), (121, 150), (120, 151), (121, 151)] {
+            img.put_pixel(x, y, image::Luma([0]));
+        }
+        for y in 140..170 {
+            for x in 124..127 {
+                img.put_pixel(x, y, image::Luma([0]));
+            }
+        }
         assert_eq!(despeckle(&mut img, 128, 300), 2);
+        assert_eq!(img.get_pixel(120, 150).0[0], 0, "a character's dot is not dust");
         assert_eq!(img.get_pixel(10, 10).0[0], 255);
         assert_eq!(img.get_pixel(104, 104).0[0], 0);
         assert_eq!(img.get_pixel(40, 152).0[0], 0);

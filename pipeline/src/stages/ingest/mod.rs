@@ -6,6 +6,7 @@
 //! before it allocates for them. It never touches the disk or the database: the caller
 //! reads the files and stores the originals first.
 
+mod colour;
 mod detect;
 mod pdf;
 mod raster;

@@ -299,6 +299,24 @@ impl ColorSpace {
         }
     }
 
+    /// The colour of one pixel given its components scaled to 0–255 (`None` for gray).
+    fn rgb(&self, c: &[u32]) -> Option<[u8; 3]> {
+        match self {
+            ColorSpace::Gray => None,
+            ColorSpace::Rgb => Some([c[0] as u8, c[1] as u8, c[2] as u8]),
+            ColorSpace::Cmyk => {
+                let k = 255 - c[3];
+                Some([c[0], c[1], c[2]].map(|v| ((255 - v) * k / 255) as u8))
+            }
+            ColorSpace::Indexed { base, lookup } => {
+                let n = base.components();
+                let i = c[0] as usize * n;
+                let entry: Vec<u32> = lookup.get(i..i + n)?.iter().map(|&b| u32::from(b)).collect();
+                base.rgb(&entry).or_else(|| Some([entry[0] as u8; 3]))
+            }
+        }
+    }
+
     /// Gray value of one pixel given its components scaled to 0–255.
     fn gray(&self, c: &[u32]) -> u8 {
         match self {
@@ -602,6 +620,11 @@ fn samples_to_gray(data: &[u8], h: &ImageHeader) -> Result<GrayImage, String> {
     let max = (1u32 << bpc) - 1;
     let indexed = matches!(h.color, ColorSpace::Indexed { .. });
     let mut out = Vec::with_capacity(w * ht);
+    // Colour images keep their colours until it is known whether they carry coloured
+    // furniture (a seal, a letterhead) to take out.
+    let colour = !matches!(h.color, ColorSpace::Gray)
+        && !matches!(&h.color, ColorSpace::Indexed { base, .. } if matches!(**base, ColorSpace::Gray));
+    let mut rgb = Vec::with_capacity(if colour { w * ht * 3 } else { 0 });
     let mut px = [0u32; 4];
     for y in 0..ht {
         let r = &data[y * row..(y + 1) * row];
@@ -617,8 +640,17 @@ fn samples_to_gray(data: &[u8], h: &ImageHeader) -> Result<GrayImage, String> {
             }
             let g = h.color.gray(&px[..comps]);
             out.push(if h.inverted { 255 - g } else { g });
+            if colour {
+                rgb.extend(h.color.rgb(&px[..comps]).unwrap_or([g; 3]));
+            }
         }
     }
+    if colour && !h.inverted {
+        if let Some(gray) = super::colour::interleaved_without_furniture(&rgb, h.width, h.height, 3) {
+            out = gray.into_raw();
+        }
+    }
+    drop(rgb);
     let mut img = GrayImage::from_raw(h.width, h.height, out).ok_or("pixel buffer size mismatch")?;
     if bpc == 1 {
         paper_is_light(&mut img);

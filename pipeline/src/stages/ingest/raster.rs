@@ -63,7 +63,9 @@ pub fn decode_single(
 fn to_gray(img: DynamicImage) -> GrayImage {
     match img {
         DynamicImage::ImageLuma8(g) => g,
-        other => other.to_luma8(),
+        DynamicImage::ImageLuma16(_) | DynamicImage::ImageLumaA8(_) | DynamicImage::ImageLumaA16(_) => img.to_luma8(),
+        // A colour scan: its seal, letterhead and rulings are taken out by colour.
+        other => super::colour::without_furniture(&other.to_rgb8()).unwrap_or_else(|| other.to_luma8()),
     }
 }
 
@@ -107,8 +109,8 @@ fn decode_tiff_page(decoder: &mut TiffDecoder<Cursor<&[u8]>>, w: u32, h: u32) ->
         (ColorType::Gray(1), DecodingResult::U8(buf)) => unpack_bits(&buf, w_us, h_us),
         (ColorType::Gray(8), DecodingResult::U8(buf)) => buf,
         (ColorType::Gray(16), DecodingResult::U16(buf)) => buf.iter().map(|v| (v >> 8) as u8).collect(),
-        (ColorType::RGB(8), DecodingResult::U8(buf)) => rgb_to_gray(&buf, 3),
-        (ColorType::RGBA(8), DecodingResult::U8(buf)) => rgb_to_gray(&buf, 4),
+        (ColorType::RGB(8), DecodingResult::U8(buf)) => colour_to_gray(&buf, w, h, 3),
+        (ColorType::RGBA(8), DecodingResult::U8(buf)) => colour_to_gray(&buf, w, h, 4),
         (ColorType::GrayA(8), DecodingResult::U8(buf)) => buf.chunks_exact(2).map(|p| p[0]).collect(),
         (ColorType::CMYK(8), DecodingResult::U8(buf)) => buf
             .chunks_exact(4)
@@ -133,6 +135,14 @@ fn decode_tiff_page(decoder: &mut TiffDecoder<Cursor<&[u8]>>, w: u32, h: u32) ->
 
 fn luma(r: u32, g: u32, b: u32) -> u8 {
     ((r * 299 + g * 587 + b * 114) / 1000) as u8
+}
+
+/// Colour samples to gray, their coloured furniture taken out (see `colour`).
+fn colour_to_gray(buf: &[u8], w: u32, h: u32, channels: usize) -> Vec<u8> {
+    match super::colour::interleaved_without_furniture(buf, w, h, channels) {
+        Some(gray) => gray.into_raw(),
+        None => rgb_to_gray(buf, channels),
+    }
 }
 
 fn rgb_to_gray(buf: &[u8], channels: usize) -> Vec<u8> {

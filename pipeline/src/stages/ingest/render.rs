@@ -123,11 +123,9 @@ impl Renderer {
         .map_err(|_| render_err(page, "the renderer failed on it"))?;
         let (w, h) = (u32::from(pixmap.width()), u32::from(pixmap.height()));
         // Drawn over opaque white, so the premultiplied colours are the colours.
-        let gray: Vec<u8> = pixmap
-            .data()
-            .iter()
-            .map(|c| ((u32::from(c.r) * 299 + u32::from(c.g) * 587 + u32::from(c.b) * 114 + 500) / 1000) as u8)
-            .collect();
-        GrayImage::from_raw(w, h, gray).ok_or_else(|| render_err(page, "the drawing has no pixels"))
+        let rgb: Vec<u8> = pixmap.data().iter().flat_map(|c| [c.r, c.g, c.b]).collect();
+        drop(pixmap);
+        let rgb = image::RgbImage::from_raw(w, h, rgb).ok_or_else(|| render_err(page, "the drawing has no pixels"))?;
+        Ok(super::colour::to_gray(&rgb))
     }
 }
