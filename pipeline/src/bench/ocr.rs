@@ -409,7 +409,7 @@ fn print_groups(pages: &[BenchPage], pipeline: &[Reading], cli: &[Reading]) {
             cli: CerCount,
             cpu_pipe: f64,
             cpu_cli: f64,
-            timings: PageTrace,
+            trace: PageTrace,
         }
         let mut rows: BTreeMap<String, Row> = BTreeMap::new();
         for (i, p) in pages.iter().enumerate() {
@@ -421,7 +421,7 @@ fn print_groups(pages: &[BenchPage], pipeline: &[Reading], cli: &[Reading]) {
             row.cpu_pipe += pipeline.get(i).map_or(0.0, |r| r.cpu);
             row.cpu_cli += cli.get(i).map_or(0.0, |r| r.cpu);
             if let Some(r) = pipeline.get(i) {
-                row.timings.add_times(&r.trace);
+                row.trace.add_times(&r.trace);
             }
         }
         println!(
@@ -439,8 +439,8 @@ fn print_groups(pages: &[BenchPage], pipeline: &[Reading], cli: &[Reading]) {
                 if cli.is_empty() { "-".into() } else { pct(&row.cli) },
                 row.cpu_pipe / n,
                 row.cpu_cli / n,
-                f64::from(row.timings.readings) / n,
-                row.timings.reread.as_secs_f64() / n,
+                f64::from(row.trace.readings) / n,
+                row.trace.reread.as_secs_f64() / n,
                 if worse { "  WORSE than CLI" } else { "" }
             );
         }

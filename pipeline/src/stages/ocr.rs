@@ -166,7 +166,6 @@ impl Engine {
             if sys::TessBaseAPIInit3(api, dp, lang.as_ptr()) != 0 {
                 return Err(init_err());
             }
-
             for (name, value) in &cfg.tesseract_variables {
                 let bad = || OcrError::Variable { name: name.clone(), value: value.clone() };
                 let (n, v) =
@@ -622,6 +621,7 @@ pub fn read_page(
             prepare_ms,
             "preprocessed"
         );
+        let layout = if prepared.measures.needs_layout() { Layout::Blocks } else { Layout::OneBlock };
         // The best reading so far, with its turn and the image it was read from.
         let mut best: Option<(u16, RawOcr, Cow<GrayImage>)> = None;
         for turn in [0u16, 180] {
@@ -631,7 +631,6 @@ pub fn read_page(
                 Cow::Borrowed(&prepared.image)
             };
             let read_started = std::time::Instant::now();
-            let layout = if prepared.measures.needs_layout() { Layout::Blocks } else { Layout::OneBlock };
             let raw = engine.recognize(&img, dpi, layout, s.deadline)?;
             t.recognize += read_started.elapsed();
             t.readings += 1;

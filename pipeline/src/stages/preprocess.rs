@@ -130,7 +130,7 @@ pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
             median: false,
         };
     }
-    let measures = measure(&page, threshold);
+    let mut measures = measure(&page, threshold);
     let (mut image, light_corrected) = match background(&small) {
         Some(bg) => (flatten(&page, &bg), true),
         None => (page, false),
@@ -168,7 +168,6 @@ pub fn prepare(page: GrayImage, cfg: &PreprocessConfig) -> Prepared {
     if skew != 0.0 {
         image = rotate(&image, skew);
     }
-    let mut measures = measures;
     (measures.columns, measures.ruled) = layout(&image, threshold);
     Prepared { image, blank: false, sideways, skew_deg: skew, light_corrected, specks, measures, median }
 }
@@ -190,10 +189,11 @@ const TABLE_MIN_RULES: usize = 3;
 fn layout(page: &GrayImage, threshold: u8) -> (bool, bool) {
     let (w, h) = (page.width() as usize, page.height() as usize);
     let raw = page.as_raw();
-    let dark = |v: u8| v <= threshold.min(160);
+    let ink = threshold.min(160);
+    let dark = |v: u8| v <= ink;
     // A thin rule blurred by the scanner is lighter than the strokes of the text: anything
     // clearly darker than the paper counts for a rule.
-    let rule_dark = |v: u8| v <= threshold.min(160) + (255 - threshold.min(160)) / 2;
+    let rule_dark = |v: u8| v <= ink + (255 - ink) / 2;
     let mut per_column = vec![0u32; w];
     let mut rules = 0usize;
     let min_rule = (w as f64 * RULE_MIN_LENGTH) as usize;

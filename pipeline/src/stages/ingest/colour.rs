@@ -39,12 +39,7 @@ fn has_coloured_furniture(pixels: impl Iterator<Item = [u8; 3]>) -> bool {
 /// The gray page of an RGB page with its coloured furniture taken out, or `None` when it has
 /// none (the caller's own luma conversion then stands, unchanged).
 pub fn without_furniture(img: &RgbImage) -> Option<GrayImage> {
-    if !has_coloured_furniture(img.pixels().step_by(3).map(|p| p.0)) {
-        return None;
-    }
-    let (w, h) = img.dimensions();
-    let gray = img.pixels().map(|p| p.0[0].max(p.0[1]).max(p.0[2])).collect();
-    GrayImage::from_raw(w, h, gray)
+    interleaved_without_furniture(img.as_raw(), img.width(), img.height(), 3)
 }
 
 /// The gray page of an RGB page: without its furniture, else luma.
