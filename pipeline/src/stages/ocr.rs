@@ -392,11 +392,20 @@ impl Engine {
 impl Engine {
     /// Reads lines of `raw` (the reading of `img`) with the second engine, as its policy
     /// says, and keeps its reading of a line when it is confident enough. Returns the lines
-    /// read and the lines taken. A line the second engine fails on keeps tesseract's reading.
-    pub fn second_reading(&mut self, img: &GrayImage, raw: &mut RawOcr) -> (u32, u32) {
+    /// read and the lines taken. A line the second engine fails on keeps tesseract's reading;
+    /// once `deadline` has passed, the lines not yet read keep theirs too.
+    pub fn second_reading(&mut self, img: &GrayImage, raw: &mut RawOcr, deadline: Duration) -> (u32, u32) {
         let Some((reader, policy)) = self.second.as_mut() else { return (0, 0) };
+        let started = std::time::Instant::now();
         let (mut read, mut taken) = (0u32, 0u32);
         for line in 0..raw.lines.len() {
+            if started.elapsed() >= deadline {
+                tracing::warn!(
+                    lines_left = raw.lines.len() - line,
+                    "the page's OCR deadline passed; the second engine stopped"
+                );
+                break;
+            }
             let words = raw.words.iter().filter(|w| w.line as usize == line);
             if words.clone().next().is_none() {
                 continue;
@@ -780,7 +789,7 @@ pub fn read_page(
             engine.reread(&img, dpi, &mut raw, s.deadline.saturating_sub(started.elapsed()));
             t.reread += reread_started.elapsed();
             let second_started = std::time::Instant::now();
-            let (read, taken) = engine.second_reading(&img, &mut raw);
+            let (read, taken) = engine.second_reading(&img, &mut raw, s.deadline.saturating_sub(started.elapsed()));
             (t.second_lines, t.second_taken) = (t.second_lines + read, t.second_taken + taken);
             t.second += second_started.elapsed();
             let chars = raw.text.chars().filter(|c| !c.is_whitespace()).count() as f32;
