@@ -159,6 +159,12 @@ impl RawOcr {
         }
     }
 
+    /// Where line `line`'s words are in `words` (empty at their place when it has none).
+    fn line_span(&self, line: usize) -> std::ops::Range<usize> {
+        let start = self.words.iter().position(|w| w.line as usize >= line).unwrap_or(self.words.len());
+        start..start + self.words[start..].iter().take_while(|w| w.line as usize == line).count()
+    }
+
     /// Replaces line `line`'s words by the characters the second engine read there: each
     /// Chinese character a word of its own (as tesseract gives them), runs of other
     /// characters (Latin, digits, marks) one word, a space ending a word; then the line is
@@ -183,19 +189,17 @@ impl RawOcr {
             joinable = !han;
         }
         clean_line(&mut words, drop_junk_below);
-        let start = self.words.iter().position(|w| w.line as usize >= line).unwrap_or(self.words.len());
-        let end = start + self.words[start..].iter().take_while(|w| w.line as usize == line).count();
+        let span = self.line_span(line);
         self.line_texts[line] = words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join(" ");
-        self.words.splice(start..end, words);
+        self.words.splice(span, words);
     }
 
     /// Replaces line `line`'s words by `alt`'s (a second reading of that line alone).
     fn replace_line(&mut self, line: usize, alt: RawOcr) {
-        let start = self.words.iter().position(|w| w.line as usize >= line).unwrap_or(self.words.len());
-        let end = start + self.words[start..].iter().take_while(|w| w.line as usize == line).count();
+        let span = self.line_span(line);
         let words: Vec<WordBox> = alt.words.into_iter().map(|w| WordBox { line: line as u32, ..w }).collect();
         self.line_texts[line] = alt.line_texts.iter().filter(|t| !t.is_empty()).cloned().collect::<Vec<_>>().join(" ");
-        self.words.splice(start..end, words);
+        self.words.splice(span, words);
     }
 }
 

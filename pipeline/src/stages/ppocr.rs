@@ -125,12 +125,17 @@ impl LineReader {
     }
 
     fn classes(&mut self, line: &GrayImage) -> Result<i64, SecondEngineError> {
-        let (shape, _) = self.run(line)?;
-        Ok(shape.last().copied().unwrap_or(0))
+        self.run(line, |shape, _| shape.last().copied().unwrap_or(0))
     }
 
-    /// Runs the model on a line image already `LINE_HEIGHT` high: (output shape, probabilities).
-    fn run(&mut self, line: &GrayImage) -> Result<(Vec<i64>, Vec<f32>), SecondEngineError> {
+    /// Runs the model on a line image already `LINE_HEIGHT` high and hands the output's
+    /// shape and probabilities to `use_output` (read in place: the output of a full line is
+    /// T × 18,385 floats, some 18 MB).
+    fn run<R>(
+        &mut self,
+        line: &GrayImage,
+        use_output: impl FnOnce(&[i64], &[f32]) -> R,
+    ) -> Result<R, SecondEngineError> {
         let (w, h) = (line.width() as usize, line.height() as usize);
         // PaddleOCR's normalisation: (p / 255 - 0.5) / 0.5, the gray value in all three channels.
         let plane: Vec<f32> = line.as_raw().iter().map(|&p| f32::from(p) / 127.5 - 1.0).collect();
@@ -142,7 +147,7 @@ impl LineReader {
         let outputs = self.session.run(ort::inputs![input]).map_err(|e| SecondEngineError::Run(e.to_string()))?;
         let (shape, probs) =
             outputs[0].try_extract_tensor::<f32>().map_err(|e| SecondEngineError::Run(e.to_string()))?;
-        Ok((shape.iter().copied().collect(), probs.to_vec()))
+        Ok(use_output(shape, probs))
     }
 
     /// Reads the line in `bbox` of `page`: its characters with their confidences and boxes,
@@ -160,11 +165,10 @@ impl LineReader {
         }
         let view = image::imageops::crop_imm(page, crop.x, crop.y, crop.w, crop.h).to_image();
         let line = image::imageops::resize(&view, scaled_w, LINE_HEIGHT, image::imageops::FilterType::Triangle);
-        let (shape, probs) = self.run(&line)?;
-        let [_, steps, classes] = shape[..] else {
-            return Err(SecondEngineError::Run(format!("unexpected output shape {shape:?}")));
-        };
-        let decoded = ctc_greedy(&probs, steps as usize, classes as usize);
+        let (steps, decoded) = self.run(&line, |shape, probs| match *shape {
+            [_, steps, classes] => Ok((steps, ctc_greedy(probs, steps as usize, classes as usize))),
+            _ => Err(SecondEngineError::Run(format!("unexpected output shape {shape:?}"))),
+        })??;
         // Time step t covers the columns [t, t + 1) * crop.w / steps of the crop.
         let x_of = |t: usize| crop.x + (t as u64 * u64::from(crop.w) / steps.max(1) as u64) as u32;
         let chars = decoded
