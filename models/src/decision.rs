@@ -123,6 +123,32 @@ pub struct Deadline {
     pub due: String,
 }
 
+/// How sure the rules are of each field of a decision (0–1). A decision stored before
+/// confidences existed reads as 0 everywhere, so it is never taken as certain.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Confidence {
+    /// 问题类别 (and with it 受理范围).
+    pub class: f32,
+    /// 实名 or 匿名.
+    pub named: f32,
+    /// 分级受理 (1 for a letter out of scope: it has no level).
+    pub level: f32,
+    /// 初次件, 重复件 or new facts.
+    pub repeat: f32,
+}
+
+impl Confidence {
+    /// The fields with their users' names, in the order a reviewer reads them.
+    pub fn fields(&self) -> [(&'static str, f32); 4] {
+        [("问题类别", self.class), ("实名", self.named), ("分级受理", self.level), ("重复件", self.repeat)]
+    }
+
+    /// The least sure field.
+    pub fn least(&self) -> (&'static str, f32) {
+        self.fields().into_iter().fold(("问题类别", f32::INFINITY), |a, b| if b.1 < a.1 { b } else { a })
+    }
+}
+
 /// Everything the rules stage decided about one letter, with the reasons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
@@ -143,6 +169,10 @@ pub struct Decision {
     pub copied_to: Vec<String>,
     /// Confidence of the class decision, 0–1.
     pub score: f32,
+    /// Confidence of each field, 0–1: what review routing reads (a field below its
+    /// operating point sends the letter to review, naming the field).
+    #[serde(default)]
+    pub confidence: Confidence,
     pub review: bool,
     pub reasons: Vec<String>,
     pub deadlines: Vec<Deadline>,
@@ -167,6 +197,7 @@ impl Decision {
             keywords: Vec::new(),
             copied_to: Vec::new(),
             score: 0.0,
+            confidence: Confidence::default(),
             review: false,
             reasons: Vec::new(),
             deadlines: Vec::new(),
@@ -223,6 +254,8 @@ impl Decision {
             d.named = named;
         }
         d.review = false;
+        // A person decided it: nothing is left in doubt.
+        d.confidence = Confidence { class: 1.0, named: 1.0, level: 1.0, repeat: 1.0 };
         d.reasons.push(format!(
             "decided by reviewer {reviewer}{}",
             if edit.note.is_empty() { String::new() } else { format!(": {}", edit.note) }

@@ -16,7 +16,7 @@ pub mod understanding;
 
 pub use case::{CaseNo, CaseNoError, CaseStatus, IngestStatus};
 pub use decision::{
-    Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity, ReviewEdit, ReviewError, Subject,
+    Confidence, Deadline, Decision, HandlingLevel, LetterClass, ReporterIdentity, ReviewEdit, ReviewError, Subject,
 };
 pub use job::{JobKind, JobState, RunKind, RunStatus};
 pub use letter::{Channel, InputFormat, Sha256Hex};

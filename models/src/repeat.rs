@@ -32,6 +32,10 @@ pub struct Fingerprint {
     pub amounts: Vec<u64>,
     /// The letter says it brings new facts or evidence.
     pub claims_new: bool,
+    /// Hashed specific words: names of places, firms and things the dictionary does not
+    /// know (福满楼, a plate number), which letters about one matter share however worded.
+    #[serde(default)]
+    pub specifics: Vec<u64>,
 }
 
 /// A key a letter's earlier letters are looked up by, with how much sharing it says that two

@@ -38,6 +38,10 @@ fn render_raw(no: &CaseNo, d: &Decision) -> String {
         d.score,
         if d.review { ", REVIEW" } else { "" }
     ));
+    out.push_str(&format!(
+        "confidence   {}\n",
+        d.confidence.fields().iter().map(|(f, v)| format!("{f} {v:.2}")).collect::<Vec<_>>().join(" · ")
+    ));
     out.push_str(&format!("in scope     {}\n", if d.in_scope { "yes" } else { "no" }));
     if let Some(k) = &d.sub_kind {
         out.push_str(&format!("sub-kind     {k}\n"));

@@ -78,11 +78,16 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run a labelled letter set (labels.json) through the intake into a temporary store and
-    /// print accuracy per field, the class confusion matrix and repeat precision/recall
+    /// Run labelled letters (labels.json, or a mailbag's labels.jsonl: one store per id
+    /// prefix) through the intake into temporary stores and print accuracy per field,
+    /// confusion matrices, repeat precision/recall, the review rate and how right the letters
+    /// decided alone are
     Eval {
         labels: PathBuf,
-        /// Exit with status 3 when a target of issue 3 is not met
+        /// Which matters: all, tune (rules are tuned on them) or held-out (only measured)
+        #[arg(long, default_value = "all", value_parser = ["all", "tune", "held-out"])]
+        part: String,
+        /// Exit with status 3 when a target of issue 14 is not met
         #[arg(long)]
         check: bool,
         /// List every wrong field
@@ -310,7 +315,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::CheckConfig => check_config::run(&cfg),
         Command::Explain { case_no } => explain::run(&cfg, db, &case_no).await,
         Command::Decide { files } => decide::run(&cfg, &files),
-        Command::Eval { labels, check, verbose } => eval::run(&cfg, &labels, check, verbose).await,
+        Command::Eval { labels, part, check, verbose } => eval::run(&cfg, &labels, &part, check, verbose).await,
         Command::Identity { case_no, reader, role, purpose } => {
             identity::run(&cfg, db, &case_no, &reader, &role, &purpose).await
         }

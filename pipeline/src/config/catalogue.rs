@@ -47,6 +47,40 @@ pub struct Keywords {
     pub new_facts: Words,
     pub repeat_hint: Words,
     pub party: Words,
+    /// Offence names (贪污受贿, 作风败坏): they accuse, but are not facts.
+    #[serde(default)]
+    pub charges: Words,
+    /// Sentences that do not allege what they say: guesses and disclaimers.
+    #[serde(default)]
+    pub hedge: HedgeWords,
+    /// A writer asking for something for themselves, or against a policy.
+    #[serde(default)]
+    pub request: RequestWords,
+    /// Words of letters that cannot be followed (信号, 电波 …).
+    #[serde(default)]
+    pub incoherent: Words,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HedgeWords {
+    /// 「是不是收了钱」「可能」: a guess, not an allegation.
+    pub speculation: Vec<String>,
+    /// 「我不是要告法官」「不针对任何人」: the writer says they accuse no one.
+    pub disclaimer: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestWords {
+    /// The out-of-scope kind a request without an accusation is (its forwarding target).
+    pub kind: String,
+    /// Asking words (请, 求, 能不能 …) …
+    pub asks: Vec<String>,
+    /// … in a sentence that names the writer as who gets it (给我, 帮我们 …).
+    pub for_self: Vec<String>,
+    /// Complaints about a policy or a standard rather than a person.
+    pub policy: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +90,7 @@ pub struct Fold {
     pub pairs: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Words {
     pub words: Vec<String>,
@@ -303,6 +337,23 @@ impl Catalogue {
             if words.iter().any(|w| w.trim().is_empty()) {
                 p.push(format!("keywords.toml: group {name} has an empty word"));
             }
+        }
+        for (name, words) in [
+            ("charges", &k.charges.words),
+            ("hedge.speculation", &k.hedge.speculation),
+            ("hedge.disclaimer", &k.hedge.disclaimer),
+            ("request.asks", &k.request.asks),
+            ("request.for_self", &k.request.for_self),
+            ("request.policy", &k.request.policy),
+            ("incoherent", &k.incoherent.words),
+        ] {
+            if words.iter().any(|w| w.trim().is_empty()) {
+                p.push(format!("keywords.toml: group {name} has an empty word"));
+            }
+        }
+        let asks_anything = !k.request.asks.is_empty() || !k.request.policy.is_empty();
+        if asks_anything && !k.out_of_scope.iter().any(|o| o.kind == k.request.kind) {
+            p.push(format!("keywords.toml: request.kind {:?} is not an out_of_scope kind", k.request.kind));
         }
         for b in &k.behaviour {
             if !(0.0..=5.0).contains(&b.weight) {

@@ -108,7 +108,8 @@ mod tests {
         assert_eq!(v["keywords"], serde_json::json!(["收受红包"]));
         assert_eq!(v["review"], true, "a decision for review makes the letter one");
         let keys = v.as_object().map(|o| o.len()).unwrap_or(0);
-        assert_eq!(keys, 12 + 15, "the report's 12 fields and the decision's 15 shown ones");
+        assert_eq!(keys, 12 + 16, "the report's 12 fields and the decision's 16 shown ones");
+        assert!(v["confidence"]["实名"].is_null() && v["confidence"]["named"].is_number(), "{v}");
         d.score = 0.97;
         r.set_decision(&d);
         let line = serde_json::to_string(&r).expect("json");

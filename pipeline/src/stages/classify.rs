@@ -7,10 +7,10 @@
 //! error. Pure.
 
 use crate::config::catalogue::Catalogue;
-use crate::stages::extract::{Extracted, Mention, Role};
+use crate::stages::extract::{admin_level, Extracted, Mention, Role};
 use crate::stages::tag::{Category, Tag};
 use std::collections::BTreeSet;
-use xinfang_models::{HandlingLevel, LetterClass, Subject};
+use xinfang_models::{Confidence, HandlingLevel, LetterClass, Subject};
 
 /// A person the letter speaks of: merged mentions.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Person {
 pub struct Classified {
     pub class: LetterClass,
     pub score: f32,
+    /// Of each field (the repeat field is settled later, against the store).
+    pub confidence: Confidence,
     pub sub_kind: Option<String>,
     pub named: bool,
     pub subjects: Vec<Subject>,
@@ -140,6 +142,15 @@ impl Classifier {
         // Who does what: each sentence's acts go to the person it names, or to the person of
         // the sentence before when it names nobody (他/她…), unless the writer speaks of
         // themselves.
+        let officials: Vec<usize> = (0..persons.len()).filter(|&i| persons[i].role != Role::Private).collect();
+        // Only one the writer names as the reported person: an official who merely passes
+        // through the story (a policeman, a village head watching) is nobody's actor.
+        // Or, in a letter that raises no other organ's matter, the only official it names.
+        let other_matter = tags.iter().any(|t| t.is(|c| matches!(c, Category::OutOfScope(_))));
+        let sole_official = match officials.as_slice() {
+            [one] if persons[*one].labelled || !other_matter => Some(*one),
+            _ => None,
+        };
         let mut actor_of: Vec<Option<usize>> = vec![None; sents.len()];
         let mut last: Option<(usize, usize)> = None;
         for (si, &(s, e)) in sents.iter().enumerate() {
@@ -150,8 +161,12 @@ impl Classifier {
                 .map(|(i, _)| i)
                 .collect();
             let sentence = text[s..e].trim_start();
-            let first_person =
-                sentence.starts_with('我') && !sentence.starts_with("我村") && !sentence.starts_with("我们村");
+            // The writer speaking of themselves, unless the sentence is about him or her
+            // (「俺二叔去年给他送了两条烟」).
+            let first_person = (sentence.starts_with('我') || sentence.starts_with('俺'))
+                && !["我村", "我们村", "俺村", "俺们村", "我们那", "俺们那"].iter().any(|p| sentence.starts_with(p))
+                && !sentence.contains('他')
+                && !sentence.contains('她');
             let actor = if let Some(&official) = here.iter().find(|&&i| persons[i].role != Role::Private) {
                 Some(official)
             } else if let Some(&p) = here.first() {
@@ -159,7 +174,8 @@ impl Classifier {
             } else if first_person {
                 None
             } else {
-                last.filter(|&(_, at)| si - at <= 3).map(|(p, _)| p)
+                // He or she of the sentences before; in a letter about one official, that one.
+                last.filter(|&(_, at)| si - at <= 3).map(|(p, _)| p).or(sole_official)
             };
             if let Some(p) = actor {
                 if !here.is_empty() {
@@ -168,12 +184,50 @@ impl Classifier {
             }
             actor_of[si] = actor;
         }
+        // A letter that tells the deed before the doer (「扣我们的青苗钱……这事是村支书孙某某经手的」):
+        // an opening sentence nobody did takes the first person named in the next two.
+        let first_named = actor_of.iter().position(Option::is_some);
+        if let Some(at) = first_named.filter(|&at| at > 0 && at <= 2) {
+            let p = actor_of[at];
+            for a in actor_of.iter_mut().take(at).skip(usize::from(at == 2 && sents.len() > 3)) {
+                *a = p;
+            }
+        }
 
+        // A guess (「法官是不是收了钱？」) or a disclaimer (「我不是要告法官」) alleges nothing:
+        // its misconduct words accuse no one, and whom a disclaimer names is not accused.
+        let has_any = |t: &str, words: &[String]| words.iter().any(|w| t.contains(w.as_str()));
+        let disclaims: Vec<bool> = sents.iter().map(|&(s, e)| has_any(&text[s..e], &k.hedge.disclaimer)).collect();
+        let hedged: Vec<bool> =
+            sents.iter().zip(&disclaims).map(|(&(s, e), &d)| d || has_any(&text[s..e], &k.hedge.speculation)).collect();
+        let disclaimed: Vec<bool> = persons
+            .iter()
+            .map(|p| p.mentions.iter().any(|&m| disclaims.get(sentence_of(&sents, m)).copied().unwrap_or(false)))
+            .collect();
+        let hedged_words: BTreeSet<&str> = tags
+            .iter()
+            .filter(|t| t.is(|c| matches!(c, Category::Behaviour(_))))
+            .filter(|t| hedged.get(sentence_of(&sents, t.start)).copied().unwrap_or(false))
+            .map(|t| t.word.as_str())
+            .collect();
         let mut acc = vec![0f32; persons.len()];
         let mut acts: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); persons.len()];
         let mut sub_kinds: Vec<(f32, usize)> = Vec::new();
+        // Money in the sentence of an act is evidence of it: 「每亩给扣了20块」.
+        let mut money_sentences = BTreeSet::new();
+        for a in ex.amounts.iter().filter(|a| a.start < ex.signature_start) {
+            let si = sentence_of(&sents, a.start);
+            if hedged.get(si).copied() == Some(false) && money_sentences.insert(si) {
+                if let Some(p) = actor_of.get(si).copied().flatten() {
+                    acc[p] += 0.25;
+                }
+            }
+        }
         for t in tags {
             let si = sentence_of(&sents, t.start);
+            if hedged.get(si).copied().unwrap_or(false) {
+                continue;
+            }
             let Some(p) = actor_of.get(si).copied().flatten() else { continue };
             for c in &t.categories {
                 match *c {
@@ -193,7 +247,9 @@ impl Classifier {
             .filter(|&i| persons[i].role != Role::Private)
             // A person the writer names as the reported one (被举报人, 「反映…的问题」) is accused
             // when the letter alleges misconduct at all, whoever its sentences name.
-            .filter(|&i| acc[i] >= sc.accusation_min || persons[i].labelled && total_acc >= sc.accusation_min)
+            .filter(|&i| {
+                acc[i] >= sc.accusation_min || persons[i].labelled && !disclaimed[i] && total_acc >= sc.accusation_min
+            })
             .collect();
         let private_accused =
             (0..persons.len()).any(|i| persons[i].role == Role::Private && acc[i] >= sc.accusation_min);
@@ -202,7 +258,14 @@ impl Classifier {
         let amounts: BTreeSet<&str> = ex.amounts.iter().filter(|a| body(a.start)).map(|a| a.value.as_str()).collect();
         let dates: BTreeSet<&str> = ex.dates.iter().filter(|d| body(d.start)).map(|d| d.value.as_str()).collect();
         let acts_total: BTreeSet<&str> = accused.iter().flat_map(|&i| acts[i].iter().copied()).collect();
-        let facts = amounts.len() + dates.len() + acts_total.len().min(3);
+        // Offence names (贪污受贿) accuse but are not facts; what was done, to whom, how much
+        // and how many are.
+        let is_charge = |w: &str| k.charges.words.iter().any(|c| c == w);
+        let concrete: BTreeSet<&str> = acts_total.iter().copied().filter(|w| !is_charge(w)).collect();
+        let quantities: BTreeSet<&str> =
+            ex.quantities.iter().filter(|q| body(q.start)).map(|q| q.value.as_str()).collect();
+        let facts = amounts.len() + dates.len() + concrete.len().min(3) + quantities.len().min(2);
+        let charges: BTreeSet<&str> = tags.iter().map(|t| t.word.as_str()).filter(|w| is_charge(w)).collect();
 
         // Other signals.
         let count = |pred: &dyn Fn(Category) -> bool| -> usize {
@@ -224,9 +287,7 @@ impl Classifier {
         let proposals = tags.iter().filter(|t| t.is(|c| c == Category::Proposal)).count().min(3);
         let topics = count(&|c| c == Category::SuggestionTopic);
         // 批评建议 names no one to punish: a named official with misconduct words rules it out.
-        let names_official = persons.iter().any(|p| p.role == Role::Official && p.subject.name.is_some());
         let suggestion_unnamed = if proposals > 0 { proposals as f32 + topics.min(3) as f32 * 0.5 } else { 0.0 };
-        let suggestion = if names_official { 0.0 } else { suggestion_unnamed };
         let vague: Vec<&str> = tags
             .iter()
             .filter(|t| t.is(|c| c == Category::Vague))
@@ -234,6 +295,12 @@ impl Classifier {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        // A letter that calls people corrupt and demands they be punished (大贪官, 严查,
+        // 权钱交易 …) is not a suggestion about the work, however it is worded.
+        let names_official = persons.iter().any(|p| p.role == Role::Official && p.subject.name.is_some());
+        let denounces = vague.len() >= 2 || !vague.is_empty() && (charges.len() > proposals || names_official);
+        let suggestion_unnamed = if denounces { 0.0 } else { suggestion_unnamed };
+        let suggestion = if names_official { 0.0 } else { suggestion_unnamed };
         let mut oos = vec![0f32; k.out_of_scope.len()];
         let mut oos_words: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); k.out_of_scope.len()];
         for t in tags {
@@ -245,6 +312,26 @@ impl Classifier {
                 }
             }
         }
+        // A writer asking for something for themselves, or against a policy, accusing no one.
+        let self_requests: Vec<&str> = sents
+            .iter()
+            .map(|&(s, e)| &text[s..e])
+            .filter(|t| has_any(t, &k.request.asks) && has_any(t, &k.request.for_self))
+            .collect();
+        let policy: Vec<&str> =
+            k.request.policy.iter().filter(|w| text.contains(w.as_str())).map(String::as_str).collect();
+        let request_kind = k.out_of_scope.iter().position(|o| o.kind == k.request.kind);
+        if let (Some(i), true) = (request_kind, accused.is_empty() && (!self_requests.is_empty() || !policy.is_empty()))
+        {
+            oos[i] += 1.0;
+            let said = self_requests.first().map(|t| t.trim().chars().take(24).collect::<String>());
+            oos_words[i].insert(if policy.is_empty() { "asks for themselves" } else { policy[0] });
+            if let Some(said) = said {
+                reasons.push(format!("the writer asks for something for themselves: 「{said}」"));
+            }
+        }
+        let incoherent: BTreeSet<&str> =
+            k.incoherent.words.iter().filter(|w| text.contains(w.as_str())).map(String::as_str).collect();
         let best_oos = oos.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, s)| (i, *s));
         let oos_score = best_oos.map_or(0.0, |b| b.1);
 
@@ -265,6 +352,14 @@ impl Classifier {
                 word_share * 100.0
             ));
             (LetterClass::NoSubstance, 0.4, true)
+        } else if incoherent.len() >= 2 && (accused.is_empty() || facts as u32 <= sc.facts_min) {
+            // An incoherent letter stays without substance unless it accuses someone with
+            // more facts than the least an accusation needs.
+            reasons.push(format!(
+                "无实质内容: the letter cannot be followed ({})",
+                incoherent.iter().copied().collect::<Vec<_>>().join("、")
+            ));
+            (LetterClass::NoSubstance, 0.7, false)
         } else if appeal >= sc.appeal_min + if accused.is_empty() { 0.0 } else { 1.0 } {
             reasons.push(format!(
                 "申诉: the writer contests a decision about themselves or a relative under investigation (appeal score {appeal:.1} ≥ {})",
@@ -344,12 +439,37 @@ impl Classifier {
             );
             (LetterClass::NoSubstance, 0.3, true)
         };
+        if !hedged_words.is_empty() {
+            reasons.push(format!(
+                "not taken as alleged: {} (in a guess or a disclaimer: rules hedge.speculation, hedge.disclaimer)",
+                hedged_words.iter().copied().collect::<Vec<_>>().join("、")
+            ));
+        }
         if !vague.is_empty() && class == LetterClass::Accusation {
             reasons.push(format!("also uses words without substance ({})", vague.join("、")));
         }
+        // How sure the class is: the branch's score, lowered where the letter stands near
+        // another branch (an accusation resting on the least facts or on offence names
+        // alone; a letter without substance that names an official beside money or a domain).
+        if class == LetterClass::Accusation {
+            if facts as u32 <= sc.facts_min {
+                score = score.min(0.66);
+            }
+            if concrete.is_empty() {
+                score = score.min(0.62);
+            }
+        }
+        let official_with_matter = persons.iter().any(|p| p.role != Role::Private)
+            && (!amounts.is_empty() || tags.iter().any(|t| t.is(|c| matches!(c, Category::Domain(_)))));
+        if class == LetterClass::NoSubstance && official_with_matter {
+            score = score.min(0.5);
+        }
         if score < sc.review_below {
             review = true;
-            reasons.push(format!("review: confidence {score:.2} below scores.review_below = {}", sc.review_below));
+            reasons.push(format!(
+                "review: 问题类别 doubtful (confidence {score:.2} below scores.review_below = {})",
+                sc.review_below
+            ));
         }
         // Accusation that is close to the other side of a threshold.
         if class == LetterClass::Accusation && facts as u32 == sc.facts_min && oos_score >= sc.out_of_scope_min {
@@ -366,12 +486,12 @@ impl Classifier {
         };
 
         // Handling level.
-        let handling_level = if class.in_scope() {
+        let (handling_level, level_conf) = if class.in_scope() {
             let (level, why) = self.level(&subjects, class);
             reasons.push(why);
-            Some(level)
+            (Some(level), level_confidence(&subjects, class, level))
         } else {
-            None
+            (None, 1.0)
         };
         let forward_to = (!class.in_scope()).then(|| match (class, best_oos) {
             (LetterClass::OutOfScope, Some((i, s))) if s > 0.0 => k.out_of_scope[i].forward_to.clone(),
@@ -393,6 +513,23 @@ impl Classifier {
             if who { "gives a name or unit" } else { "gives no name or unit" },
             if contact { "a concrete contact (phone or full address)" } else { "no concrete contact" }
         ));
+        // Half the evidence (a name without a contact, or a contact without a name) is where
+        // a name or a phone standing apart from the other is missed.
+        let named_conf = match (who, contact) {
+            (true, true) => 0.9,
+            (false, false) => 0.95,
+            _ => 0.7,
+        };
+        let confidence = Confidence { class: score, named: named_conf, level: level_conf, repeat: 1.0 };
+        for (field, value) in [("实名", named_conf), ("分级受理", level_conf)] {
+            if value < sc.review_below {
+                review = true;
+                reasons.push(format!(
+                    "review: {field} doubtful (confidence {value:.2} below scores.review_below = {})",
+                    sc.review_below
+                ));
+            }
+        }
 
         let domains: Vec<String> = tags
             .iter()
@@ -415,6 +552,7 @@ impl Classifier {
         Classified {
             class,
             score,
+            confidence,
             sub_kind,
             named,
             subjects,
@@ -462,6 +600,20 @@ impl Classifier {
             Some((l, rank, s)) => (l, format!("{}: {} is {rank} (rules: [levels])", l.as_str(), describe(s))),
             None => (HandlingLevel::Own, "本级: no rank above this commission's is named".into()),
         }
+    }
+}
+
+/// How sure the level is: a rank read from a post in a unit whose level is known is sure;
+/// a post without its unit less so; no rank at all (本级 by default) least, for an accusation.
+fn level_confidence(subjects: &[Subject], class: LetterClass, level: HandlingLevel) -> f32 {
+    let ranked = subjects.iter().filter(|s| s.rank.is_some());
+    let placed = subjects.iter().any(|s| s.rank.is_some() && s.unit.as_deref().and_then(admin_level).is_some());
+    match (ranked.count(), placed) {
+        _ if class != LetterClass::Accusation && level == HandlingLevel::Own => 0.9,
+        (0, _) => 0.62,
+        (_, true) => 0.9,
+        (_, false) if level == HandlingLevel::Lower => 0.8,
+        (_, false) => 0.75,
     }
 }
 

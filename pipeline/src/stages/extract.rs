@@ -61,6 +61,8 @@ pub struct Extracted {
     /// Amounts in yuan.
     pub amounts: Vec<Found>,
     pub dates: Vec<Found>,
+    /// Counts of things (三百多亩, 四十桌, 两箱): details a reader could check.
+    pub quantities: Vec<Found>,
     pub copied_to: Vec<String>,
     /// Byte offset where the signature block (落款) is taken to begin.
     pub signature_start: usize,
@@ -97,6 +99,7 @@ pub struct Extractor {
     amount: Regex,
     amount_cn: Regex,
     date: Regex,
+    quantity: Regex,
     sign_unit: Regex,
     /// Whether a string is a common word of the segmenter's dictionary (安排 is not a name).
     is_word: Box<dyn Fn(&str) -> bool + Send + Sync>,
@@ -149,6 +152,9 @@ impl Extractor {
             date: re(
                 r"[0-9]{4}年(?:[0-9]{1,2}月)?(?:[0-9]{1,2}日)?|[0-9]{1,2}月[0-9]{1,2}[日号]|(?:去年|今年|前年|上个月|这个月|上半年|下半年)(?:[0-9一二三四五六七八九十]{1,2}月)?|春节|腊月|正月|端午|中秋|国庆",
             )?,
+            quantity: re(
+                r"([0-9]+|[两二三四五六七八九十百千几]+[一二三四五六七八九十百千]*)(?:多|来|余)?(亩|户|桌|次|回|辆|台|套|间|栋|斤|吨|公里|平方|箱|条|瓶|头|趟|笔|份)",
+            )?,
             is_word,
             sign_unit: re(
                 r"([\p{Han}]{2,24}?(?:公司|学校|小学|中学|医院|卫生院|合作社|厂|局|所|站|中心|村委会|居委会|协会|委员会))",
@@ -169,13 +175,20 @@ impl Extractor {
                 (None, Some((surname, at))) => (self.unit_before(text, at), Some(surname)),
                 (_, s) => (unit, s.map(|x| x.0)),
             };
+            // 「王副镇长管修路」: a surname right before the post names the person; what follows
+            // is what they do.
             let name = self
-                .name_after(text, m.end(), token_bounds)
+                .surname_and_post(text, m.start(), token_bounds)
+                .or_else(|| self.name_after(text, m.end(), token_bounds))
                 .or_else(|| self.name_before(text, unit_start(text, m.start(), unit.as_deref()), token_bounds))
                 .or_else(|| surname_only.map(|s| (format!("{s}某"), m.start())));
             let rank = self.rank(*rule, unit.as_deref());
             let self_ref = is_self_reference(text, m.start(), unit.as_deref());
             covered.push((m.start(), m.end()));
+            // 「早些年当过生产队长」: a post held once, describing someone already named.
+            if name.is_none() && is_former_post(text, unit_start(text, m.start(), unit.as_deref())) {
+                continue;
+            }
             mentions.push(Mention {
                 name: name.map(|n| n.0),
                 unit,
@@ -232,7 +245,8 @@ impl Extractor {
             }
             let after = self.name_after(text, t.end, token_bounds);
             let before = || {
-                let head = strip_filler(&text[..t.start], &["是一名", "是一个", "是个", "也是", "是", "（", "(", "，"]);
+                let fillers = ["是一名", "是一个", "是个", "也是", "是", "（", "(", "，"];
+                let head = strip_filler(strip_filler(&text[..t.start], &fillers), &fillers);
                 self.name_before(text, head.len(), token_bounds)
             };
             if let Some((name, _)) = after.or_else(before) {
@@ -279,6 +293,11 @@ impl Extractor {
                 .find_iter(text)
                 .map(|m| Found { value: m.as_str().to_string(), start: m.start() })
                 .collect(),
+            quantities: self
+                .quantity
+                .find_iter(text)
+                .map(|m| Found { value: m.as_str().to_string(), start: m.start() })
+                .collect(),
             copied_to: copied_to(text, tags),
             signature_start,
         }
@@ -287,6 +306,11 @@ impl Extractor {
     /// Mentions under 被举报人/被反映人 labels, and names right after 举报/反映.
     fn labelled_subjects(&self, text: &str, mentions: &mut Vec<Mention>, bounds: &dyn Fn(usize) -> bool) {
         for m in self.subject_labels.find_iter(text) {
+            if let Some(block) = self.subject_block(text, m.start(), bounds) {
+                mentions.retain(|x| x.end <= block.start || x.start >= block.end);
+                mentions.push(block);
+                continue;
+            }
             let line_end = text[m.end()..].find('\n').map_or(text.len(), |i| m.end() + i);
             let at = skip_chars(text, m.end(), &['：', ':', ' ', '是', '为']);
             let name = self.name_after(text, at, bounds).map(|n| n.0);
@@ -351,6 +375,72 @@ impl Extractor {
                 }
             }
         }
+    }
+
+    /// A form's block about the reported person, its fields on lines of their own:
+    /// 「被反映人：吴志强」 then 「单位及职务：…医疗保障局基金监管股 工作人员」, or
+    /// 「被反映人姓名：」「被反映人单位：」「被反映人职务：」. One labelled mention of the whole
+    /// block, or `None` when the label stands in running text or its line says it all.
+    fn subject_block(&self, text: &str, label_start: usize, bounds: &dyn Fn(usize) -> bool) -> Option<Mention> {
+        let line_start = text[..label_start].rfind('\n').map_or(0, |i| i + 1);
+        if !text[line_start..label_start].trim().is_empty() {
+            return None;
+        }
+        let (mut name, mut unit, mut post): (Option<String>, Option<String>, Option<(String, usize)>) =
+            (None, None, None);
+        let mut end = line_start;
+        let mut lines = 0;
+        for line in text[line_start..].split_inclusive('\n') {
+            let at = end;
+            let Some(colon) = line.find(['：', ':']) else { break };
+            let field = line[..colon].trim();
+            let is_subject = lines == 0 || field.starts_with('被');
+            let is_field = ["单位", "职务", "职级", "姓名", "性别", "级别", "职位"].iter().any(|f| field.contains(f));
+            // The reporter's own fields (反映人姓名) end the block.
+            let reporter_field = !field.starts_with('被') && field.contains('人');
+            if field.chars().count() > 10 || !(is_subject || is_field) || (lines > 0 && (!is_field || reporter_field)) {
+                break;
+            }
+            let value_at =
+                skip_chars(text, at + colon + line[colon..].chars().next().map_or(1, char::len_utf8), &[' ', '　']);
+            let value = clause(text, value_at);
+            if field.contains("单位") || field.contains("职务") || field.contains("职位") {
+                let found = self.posts.find_iter(value).last().map(|p| (p.start(), p.end(), p.pattern().as_usize()));
+                match found {
+                    Some((ps, pe, rule)) => {
+                        post = Some((value[ps..pe].to_string(), self.post_words[rule].1));
+                        let u = value[..ps].trim_end_matches(['　', ' ']);
+                        if u.chars().count() >= 2 {
+                            unit = Some(u.to_string());
+                        }
+                    }
+                    None if field.contains("单位") && value.chars().count() >= 2 => unit = Some(value.to_string()),
+                    None => {}
+                }
+            } else if (field.contains("姓名") || lines == 0) && name.is_none() {
+                name = self.name_after(text, value_at, bounds).map(|n| n.0);
+            }
+            end = at + line.len();
+            lines += 1;
+        }
+        if lines < 2 || (unit.is_none() && post.is_none()) {
+            return None;
+        }
+        let rank = match &post {
+            Some((_, rule)) => self.rank(*rule, unit.as_deref()),
+            None => self.general_rank(unit.as_deref()),
+        };
+        Some(Mention {
+            name,
+            unit,
+            post: post.map(|p| p.0),
+            rank: Some(rank),
+            role: Role::Official,
+            start: label_start,
+            end,
+            labelled: true,
+            self_ref: false,
+        })
     }
 
     /// The unit a post belongs to and the post as written. A post word that begins with a
@@ -434,13 +524,28 @@ impl Extractor {
                 return Some((format!("{}{}", &rest[..surname_len], partial.replace(['X', 'x', '×'], "某")), end));
             }
         }
+        // 「李主任」: the surname and a post, not a given name.
+        if self.posts.find(after).is_some_and(|m| m.start() == 0) {
+            return None;
+        }
+        // A nickname by seniority: 冯老四, 李老二.
+        let mut nick = after.chars();
+        if let (Some('老'), Some(c)) = (nick.next(), nick.next()) {
+            if "大二三四五六七八九十幺".contains(c) {
+                let end = at + surname_len + '老'.len_utf8() + c.len_utf8();
+                return Some((text[at..end].to_string(), end));
+            }
+        }
         if !bounds(at) {
             return None;
         }
         let given: Vec<char> = after.chars().take(2).collect();
         for n in (1..=given.len()).rev() {
             let g = &given[..n];
-            if g.iter().any(|c| NAME_STOP.contains(*c) || !is_han(*c)) {
+            // 有 and 家 begin given names (杨有福, 文家强) but never end one (张三有个弟弟, 王家).
+            let opens = |i: usize, c: char| i == 0 && n == 2 && (c == '有' || c == '家');
+            let stops = |(i, c): (usize, &char)| (NAME_STOP.contains(*c) && !opens(i, *c)) || !is_han(*c);
+            if g.iter().enumerate().any(stops) {
                 continue;
             }
             let end = at + surname_len + g.iter().map(|c| c.len_utf8()).sum::<usize>();
@@ -456,6 +561,21 @@ impl Extractor {
             }
         }
         None
+    }
+
+    /// 「李主任」「王书记」: a surname right before the post, the way people address an
+    /// official, is a partial name (李某), never a given name.
+    fn surname_and_post(
+        &self,
+        text: &str,
+        post_start: usize,
+        bounds: &dyn Fn(usize) -> bool,
+    ) -> Option<(String, usize)> {
+        let surname = text[..post_start].chars().next_back().filter(|c| self.surnames.contains(c))?;
+        let at = post_start - surname.len_utf8();
+        let before = text[..at].chars().next_back();
+        let apart = before.is_none_or(|c| !is_han(c) || "的个位是找跟和给说那这里村镇乡局".contains(c));
+        (apart && bounds(at)).then(|| (format!("{surname}某"), post_start))
     }
 
     /// 「有个姓冯的副局长」: the surname, and where the words before it end (for the unit).
@@ -495,6 +615,10 @@ impl Extractor {
         }
         for c in self.amount_cn.captures_iter(text) {
             let (Some(all), Some(n), Some(u)) = (c.get(0), c.get(1), c.get(2)) else { continue };
+            // 「千万不要」 is "by no means", not ten million.
+            if all.as_str() == "千万" {
+                continue;
+            }
             if let Some(v) = chinese_number(n.as_str()) {
                 out.push(Found {
                     value: format!("{}", (v as f64 * unit_factor(u.as_str())).round() as i64),
@@ -510,6 +634,10 @@ impl Extractor {
     fn reporter(&self, text: &str, signature_start: usize, bounds: &dyn Fn(usize) -> bool) -> ReporterIdentity {
         let mut id = ReporterIdentity::default();
         for m in self.name_labels.find_iter(text) {
+            // 「被举报人」「被反映人」 introduce the accused, not the writer.
+            if text[..m.start()].ends_with('被') {
+                continue;
+            }
             let at = skip_chars(text, m.end(), &['：', ':', ' ', '　']);
             if at == m.end() && !text[m.end()..].starts_with(['：', ':']) {
                 continue;
@@ -567,7 +695,7 @@ impl Extractor {
         }
         for m in self.unit_labels.find_iter(text) {
             let at = skip_chars(text, m.end(), &['：', ':', ' ']);
-            if at == m.end() {
+            if at == m.end() || self.in_subject_block(text, m.start()) {
                 continue;
             }
             let value = clause(text, at);
@@ -588,6 +716,28 @@ impl Extractor {
         id
     }
 
+    /// Whether `pos` lies in a form's block about the reported person: a 被举报人 label
+    /// stands on one of the three lines before it, and no label of the reporter since.
+    fn in_subject_block(&self, text: &str, pos: usize) -> bool {
+        let line_start = text[..pos].rfind('\n').map_or(0, |i| i + 1);
+        let mut from = line_start;
+        for _ in 0..4 {
+            let line_end = text[from..].find('\n').map_or(text.len(), |i| from + i);
+            let line = &text[from..line_end.max(from)];
+            if self.subject_labels.is_match(line) {
+                return true;
+            }
+            if self.name_labels.find_iter(line).any(|m| !line[..m.start()].ends_with('被')) && from != line_start {
+                return false;
+            }
+            if from == 0 {
+                break;
+            }
+            from = text[..from - 1].rfind('\n').map_or(0, |i| i + 1);
+        }
+        false
+    }
+
     /// The first full name within `len` bytes from `at` (「石门村村民 邓小华」).
     fn name_in(&self, text: &str, at: usize, len: usize, bounds: &dyn Fn(usize) -> bool) -> Option<String> {
         let end = (at + len).min(text.len());
@@ -603,29 +753,36 @@ impl Extractor {
         None
     }
 
-    /// A line of the signature block that is a name (possibly after 村民/职工 and before a date).
+    /// A name in the signature block: a line, or a part of it between spaces, that is a name
+    /// once the writer's role or place before it is set aside (「孟河村村民 孟庆华」,
+    /// 「家长  孙红霞  手机：…」, 「城关镇 杨金凤」, 「陈永福  136…」).
     fn signature_name(&self, text: &str, signature_start: usize, bounds: &dyn Fn(usize) -> bool) -> Option<String> {
         let sig = text.get(signature_start..)?;
         for line in sig.lines() {
             let line_start = signature_start + (line.as_ptr() as usize - sig.as_ptr() as usize);
-            let trimmed = line.trim();
-            if trimmed.is_empty() || self.is_anonymous(trimmed) {
-                continue;
-            }
-            let lead = line.len() - line.trim_start().len();
-            let mut at = line_start + lead;
-            for prefix in ["村民", "群众", "职工", "党员", "教师", "居民", "此致", "敬礼"] {
-                if text[at..].starts_with(prefix) {
-                    at += prefix.len();
+            let line_end = line_start + line.len();
+            for part in line.split([' ', '　', '\t', '，', ',']) {
+                let start = line_start + (part.as_ptr() as usize - line.as_ptr() as usize);
+                if part.is_empty()
+                    || part.starts_with(|c: char| c.is_ascii_digit())
+                    || self.anonymous.iter().any(|a| a == part)
+                {
+                    continue;
                 }
-            }
-            at = skip_chars(text, at, &['：', ':', ' ', '　']);
-            if let Some((name, end)) = self.name_after(text, at, bounds) {
-                let rest = text[end..line_start + line.len()].trim();
-                let rest_ok = rest.is_empty()
-                    || rest.starts_with(|c: char| c.is_ascii_digit() || "二〇敬叩，,（(电联手".contains(c));
-                if !name.contains('某') && rest_ok {
-                    return Some(name);
+                // The writer's role or place may stand before the name: 村民, 家长, 石门村 …
+                let part_end = start + part.len();
+                // Normalisation joins Han characters across spaces (业主孙晓燕), so the name may
+                // begin anywhere in the part: the first that ends it (or a contact follows) wins.
+                let tries: Vec<usize> = text[start..part_end].char_indices().map(|(i, _)| start + i).collect();
+                for at in tries {
+                    let at = skip_chars(text, at, &['：', ':']);
+                    let Some((name, end)) = self.name_after(text, at, bounds) else { continue };
+                    let rest = text[end..line_end].trim();
+                    let rest_ok = rest.is_empty()
+                        || rest.starts_with(|c: char| c.is_ascii_digit() || "二〇敬叩，,（(电联手住地".contains(c));
+                    if !name.contains('某') && rest_ok && end <= part_end {
+                        return Some(name);
+                    }
                 }
             }
         }
@@ -697,6 +854,13 @@ fn is_self_reference(text: &str, post_start: usize, unit: Option<&str>) -> bool 
         .any(|p| tail.ends_with(p))
 }
 
+/// Whether the words before a post say it was held once and no longer (当过, 曾任 …).
+fn is_former_post(text: &str, post_start: usize) -> bool {
+    let head = &text[..post_start];
+    let tail: String = head.chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+    ["当过", "曾任", "曾经是", "曾是", "原任", "以前是", "退休前是", "干过"].iter().any(|p| tail.contains(p))
+}
+
 fn skip_chars(text: &str, mut at: usize, chars: &[char]) -> usize {
     while let Some(c) = text[at..].chars().next() {
         if chars.contains(&c) {
@@ -728,8 +892,10 @@ fn near_contact_label(text: &str, pos: usize) -> bool {
     ["电话", "手机", "联系方式", "联系", "Tel", "tel", "号码", "微信"].iter().any(|l| tail.contains(l))
 }
 
-/// Where the signature block begins: the last three non-empty lines of a letter of several
-/// lines, or its last fifth.
+/// Where the signature block begins: the short lines at the end of the letter (a name, a
+/// contact, a date), at most four of them. A letter that ends in a long line (an online form
+/// whose last field is the facts, a note scribbled in one paragraph) has none: its facts are
+/// never taken for a signature.
 fn signature_start(text: &str) -> usize {
     let lines: Vec<(usize, &str)> = text
         .split_inclusive('\n')
@@ -740,13 +906,24 @@ fn signature_start(text: &str) -> usize {
         })
         .filter(|(_, l)| !l.trim().is_empty())
         .collect();
-    if lines.len() >= 5 {
-        lines[lines.len() - 3].0
-    } else {
-        let n = text.chars().count();
-        text.char_indices().nth(n * 4 / 5).map_or(text.len(), |(i, _)| i)
+    let mut start = text.len();
+    for (i, &(at, line)) in lines.iter().enumerate().rev().take(SIGNATURE_LINES) {
+        // The first line (a salutation or a title) never signs, nor does a sentence.
+        let line = line.trim();
+        let sentence = line.ends_with(['。', '！', '？', '；', '!', '?', ';']);
+        if i == 0 || sentence || line.chars().count() > SIGNATURE_LINE_CHARS {
+            break;
+        }
+        start = at;
     }
+    start
 }
+
+/// At most this many lines sign a letter.
+const SIGNATURE_LINES: usize = 4;
+/// A line longer than this is text, not a signature (a name with its village, role, phone
+/// and address fits).
+const SIGNATURE_LINE_CHARS: usize = 60;
 
 fn copied_to(text: &str, tags: &[Tag]) -> Vec<String> {
     tags.iter()
@@ -807,6 +984,47 @@ mod tests {
         let toks = seg.segment(text);
         let tags = tagger.tag(text, &toks);
         ex.extract(text, &tags, &|p| toks.is_boundary(p))
+    }
+
+    #[test]
+    fn the_accused_of_a_form_is_one_subject_and_never_the_reporter() {
+        let e = run("【网络举报】\n被反映人：吴志强\n单位及职务：清河县医疗保障局基金监管股　工作人员\n反映人：（匿名）\n主要问题：\n吴志强收了诊所老板的两箱茅台。\n");
+        let m = e.mentions.iter().find(|m| m.labelled).expect("the labelled subject");
+        assert_eq!(m.name.as_deref(), Some("吴志强"));
+        assert_eq!(m.unit.as_deref(), Some("清河县医疗保障局基金监管股"));
+        assert_eq!(m.post.as_deref(), Some("工作人员"));
+        assert_eq!(e.reporter.name, None, "被反映人 is not the reporter");
+        let e = run("被举报人：胡某某，青山镇征地拆迁办公室副主任。\n他多领补偿款2.7万元。\n举报人：文家强（新桥村二组）\n电话：18773592064\n");
+        assert_eq!(e.reporter.name.as_deref(), Some("文家强"));
+    }
+
+    #[test]
+    fn a_signature_name_after_the_writers_role_or_place() {
+        for (sig, name) in [
+            ("业主孙晓燕 13783016629", "孙晓燕"),
+            ("家长  孙红霞  手机：18237495160", "孙红霞"),
+            ("孟河村村民 孟庆华", "孟庆华"),
+        ] {
+            let e = run(&format!("县纪委：\n物业不好，请纪委出面管一管。\n{sig}\n2024年7月3日\n"));
+            assert_eq!(e.reporter.name.as_deref(), Some(name), "{sig}");
+        }
+        let e = run("县纪委：\n物业不好，请纪委出面管一管。\n一名家长\n联系电话：13807351264\n");
+        assert_eq!(e.reporter.name, None);
+    }
+
+    #[test]
+    fn the_last_long_paragraph_of_a_form_is_not_a_signature() {
+        let text = "【网络举报】\n被反映人：李某某\n主要问题：\n2023年9月的工程招标，合同价2860万元，中标的是李某某妻弟的公司，三家的标书是同一个人做的，连错别字都一样，请上级纪委调查清楚。\n提交时间：2024-01-05";
+        let e = run(text);
+        assert!(e.signature_start > text.find("2860").expect("amount"), "{}", &text[e.signature_start..]);
+    }
+
+    #[test]
+    fn nicknames_and_surname_with_post() {
+        let e = run("四组组长冯老四去年每亩扣了20块。马店镇李楼村的李主任把鱼塘包给小舅子。");
+        assert!(e.mentions.iter().any(|m| m.name.as_deref() == Some("冯老四")));
+        assert!(e.mentions.iter().any(|m| m.name.as_deref() == Some("李某") && m.post.as_deref() == Some("主任")));
+        assert!(!run("千万不要让他跑掉了").amounts.iter().any(|a| a.value == "10000000"));
     }
 
     #[test]

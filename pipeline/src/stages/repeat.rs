@@ -34,6 +34,9 @@ pub struct RepeatVerdict {
     pub new_facts_of: Option<String>,
     pub similarity: f32,
     pub reasons: Vec<String>,
+    /// How sure the verdict is, 0–1: a first letter with no near candidate is sure; a
+    /// similarity close to `same_matter` on either side is not.
+    pub confidence: f32,
 }
 
 /// Builds fingerprints and judges candidates.
@@ -69,6 +72,24 @@ pub fn lowest_unit(unit: &str) -> &str {
     }
     &unit[cut..]
 }
+
+/// The unit as letters name it however they spell it: a bureau's first two characters and
+/// its kind (交通局 for 交通运输局 and 县交通局, 医保局 for 医疗保障局 is not caught, 水利局);
+/// a village or town as it is.
+pub fn unit_core(unit: &str) -> String {
+    let low = lowest_unit(unit);
+    let kinds = ["局", "委", "办", "所", "站", "院", "中心", "大队", "公司", "学校", "小学", "中学"];
+    match kinds.iter().find(|k| low.ends_with(**k)) {
+        Some(kind) if low.chars().count() > 3 => {
+            let head: String = low.chars().take(2).collect();
+            format!("{head}{kind}")
+        }
+        _ => low.to_string(),
+    }
+}
+
+/// Words for whoever heads a unit (一把手): they match the head post of the other letter.
+const HEAD_WORDS: [&str; 4] = ["一把手", "主要负责人", "负责人", "主要领导"];
 
 /// The lowest place a unit names: 柳河村 of 石桥镇柳河村党支部, 白沙镇 of 白沙镇人民政府.
 pub fn lowest_place(unit: &str) -> Option<&str> {
@@ -138,8 +159,20 @@ impl RepeatRulesCompiled {
                 SubjectPrint {
                     name: full.map(stable_hash),
                     surname: s.name.as_deref().map(|n| stable_hash(surname_of(n))),
-                    unit: s.unit.as_deref().map(|u| stable_hash(lowest_unit(u))),
-                    post: s.post.as_deref().map(|p| stable_hash(canonical(&self.synonyms, p))),
+                    unit: s.unit.as_deref().map(|u| stable_hash(&unit_core(u))),
+                    post: s.post.as_deref().map(|p| {
+                        // 「李楼村的李主任」: a bare 主任 or 书记 of a village is its 村主任, 村书记.
+                        let in_village = s.unit.as_deref().and_then(lowest_place).is_some_and(|u| u.ends_with('村'));
+                        let village_post = format!("村{p}");
+                        let p = if HEAD_WORDS.contains(&p) {
+                            HEAD_WORDS[0]
+                        } else if in_village && matches!(p, "主任" | "书记" | "支书") {
+                            canonical(&self.synonyms, &village_post)
+                        } else {
+                            canonical(&self.synonyms, p)
+                        };
+                        stable_hash(p)
+                    }),
                     place: s.unit.as_deref().and_then(lowest_place).map(stable_hash),
                 }
             })
@@ -158,7 +191,13 @@ impl RepeatRulesCompiled {
             facts: facts.iter().map(|f| stable_hash(f)).collect::<BTreeSet<_>>().into_iter().collect(),
             amounts: amounts.iter().map(|a| stable_hash(a)).collect::<BTreeSet<_>>().into_iter().collect(),
             claims_new,
+            specifics: Vec::new(),
         }
+    }
+
+    /// Hashes of the specific words of a letter (`Fingerprint::specifics`).
+    pub fn specific_hashes<'a>(&self, words: impl Iterator<Item = &'a str>) -> Vec<u64> {
+        words.map(stable_hash).collect::<BTreeSet<_>>().into_iter().collect()
     }
 
     /// Index keys of a fingerprint: one per way of naming each reported person, and the
@@ -223,7 +262,10 @@ impl RepeatRulesCompiled {
             let bar = self.rules.same_matter;
             let text_sim = minhash_similarity(&fp.minhash, &c.fingerprint.minhash);
             let fact_sim = jaccard(&fp.facts, &c.fingerprint.facts);
-            let sim = 0.5 * text_sim + 0.5 * fact_sim;
+            // Shared specific words (a restaurant, a plate number, a project) tell one matter
+            // told twice in other words.
+            let specific_sim = overlap(&fp.specifics, &c.fingerprint.specifics, 2);
+            let sim = (0.5 * text_sim + 0.5 * fact_sim).max(SPECIFIC_WEIGHT * specific_sim);
             let matches = match same_person {
                 Some(Match::Person | Match::PostOnly) => sim >= bar,
                 // No person to compare on either side: only a near copy counts.
@@ -248,10 +290,12 @@ impl RepeatRulesCompiled {
                 new_facts = Some((sim, c));
             }
         }
+        let bar = self.rules.same_matter;
         if let (None, Some((sim, c))) = (&best, new_facts) {
             return RepeatVerdict {
                 new_facts_of: Some(c.root.clone()),
                 similarity: sim,
+                confidence: 0.5,
                 reasons: vec![format!(
                     "same reported person as {}, and the letter says it brings new facts or evidence (similarity {sim:.2})",
                     c.case_no
@@ -260,7 +304,8 @@ impl RepeatRulesCompiled {
             };
         }
         let Some((sim, c)) = best else {
-            let mut v = RepeatVerdict::default();
+            let near = closest.as_ref().is_some_and(|(sim, _)| *sim >= bar * NEAR_MISS);
+            let mut v = RepeatVerdict { confidence: if near { 0.6 } else { 0.95 }, ..RepeatVerdict::default() };
             if let Some((sim, c)) = closest {
                 v.reasons.push(format!(
                     "same reported person as {} but a different matter (similarity {sim:.2} < repeat.same_matter {})",
@@ -271,14 +316,15 @@ impl RepeatRulesCompiled {
         };
         let new_amounts = fp.amounts.iter().filter(|a| !c.fingerprint.amounts.contains(a)).count();
         let new_facts = fp.facts.iter().filter(|f| !c.fingerprint.facts.contains(f)).count();
-        // New facts: the letter says it brings some and does, or it adds many new amounts.
-        let score = if fp.claims_new && (new_amounts >= 1 || new_facts >= 2) || new_amounts >= 3 {
-            self.rules.new_facts_min
-        } else {
-            0
-        };
-        let mut v = RepeatVerdict { similarity: sim, ..RepeatVerdict::default() };
+        let new_specifics = fp.specifics.iter().filter(|f| !c.fingerprint.specifics.contains(f)).count();
+        // New facts: the letter says it brings evidence and adds anything (an amount, an act,
+        // a name or a document the first did not have), or it adds many new amounts.
+        let adds = new_amounts + new_facts + new_specifics;
+        let score = if fp.claims_new && adds >= 1 || new_amounts >= 3 { self.rules.new_facts_min } else { 0 };
+        let clear = if sim >= bar * CLEAR_REPEAT { 0.9 } else { 0.7 };
+        let mut v = RepeatVerdict { similarity: sim, confidence: clear, ..RepeatVerdict::default() };
         if score >= self.rules.new_facts_min {
+            v.confidence = 0.5;
             v.new_facts_of = Some(c.root.clone());
             v.reasons.push(format!(
                 "same reported person as {} (similarity {sim:.2}) with new facts: {new_amounts} new amount(s), {new_facts} new fact key(s){}",
@@ -295,6 +341,12 @@ impl RepeatRulesCompiled {
         v
     }
 }
+
+/// A first letter whose closest same-person candidate reaches this share of `same_matter`
+/// is a near miss: its verdict is doubtful.
+const NEAR_MISS: f32 = 0.6;
+/// A repeat whose similarity reaches this multiple of `same_matter` is clear.
+const CLEAR_REPEAT: f32 = 1.5;
 
 /// How two letters' reported persons compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -321,9 +373,17 @@ fn person_match(x: &SubjectPrint, y: &SubjectPrint) -> Match {
     if (bare(x) || bare(y)) && x.post.is_some() && x.post == y.post && !units_conflict {
         return Match::PostOnly;
     }
-    // Only a surname on one side (「孙某某」 with nothing else): as weak as a post alone.
-    let only_surname = |s: &SubjectPrint| s.name.is_none() && s.unit.is_none() && s.post.is_none();
-    if (only_surname(x) || only_surname(y)) && x.surname.is_some() && x.surname == y.surname && !units_conflict {
+    // Only a surname on one side (「孙某某」 with nothing else, or 「一把手赵某某」): as weak
+    // as a post alone, unless the posts tell them apart.
+    let head = stable_hash(HEAD_WORDS[0]);
+    let posts_conflict = matches!((x.post, y.post), (Some(a), Some(b)) if a != b && a != head && b != head);
+    let only_surname = |s: &SubjectPrint| s.name.is_none() && s.unit.is_none();
+    if (only_surname(x) || only_surname(y))
+        && x.surname.is_some()
+        && x.surname == y.surname
+        && !units_conflict
+        && !posts_conflict
+    {
         return Match::PostOnly;
     }
     match (x.name, y.name) {
@@ -356,6 +416,18 @@ fn minhash_similarity(a: &[u32], b: &[u32]) -> f32 {
         return 0.0;
     }
     a.iter().zip(b).filter(|(x, y)| x == y && **x != u32::MAX).count() as f32 / a.len() as f32
+}
+
+/// How much a shared specific word counts towards the similarity of two letters.
+const SPECIFIC_WEIGHT: f32 = 0.5;
+
+/// Shared items over the smaller set; 0 when fewer than `least` are shared.
+fn overlap(a: &[u64], b: &[u64], least: usize) -> f32 {
+    let shared = a.iter().filter(|x| b.contains(x)).count();
+    if shared < least {
+        return 0.0;
+    }
+    shared as f32 / a.len().min(b.len()) as f32
 }
 
 fn jaccard(a: &[u64], b: &[u64]) -> f32 {
@@ -416,7 +488,39 @@ mod tests {
         let a = fp(&r, subject("王建国", "白沙镇", "镇长"), "低保 亲戚", &["domain:低保"]);
         let b = fp(&r, subject("王建国", "云溪乡", "乡长"), "低保 亲戚", &["domain:低保"]);
         let v = r.judge(&b, &[Candidate { case_no: "A".into(), root: "A".into(), fingerprint: a }]);
-        assert_eq!(v, RepeatVerdict::default());
+        assert_eq!((v.repeat_of, v.new_facts_of), (None, None));
+        assert!(v.confidence > 0.9, "no near candidate: a sure first letter");
+    }
+
+    #[test]
+    fn a_bureau_however_spelled_and_its_head_however_called() {
+        assert_eq!(unit_core("清河县交通运输局"), unit_core("交通局"));
+        assert_ne!(unit_core("清河县民政局"), unit_core("柳林乡民政所"));
+        let r = rules();
+        let first = fp(&r, subject("赵国栋", "清河县交通运输局", "局长"), "福满楼 会议费 公车 接送", &["domain:作风"]);
+        let post_only = Subject { name: None, unit: Some("交通局".into()), post: Some("局长".into()), rank: None };
+        let again = fp(&r, post_only, "福满楼 会议费 公车 孩子", &["domain:作风"]);
+        let c = Candidate { case_no: "A".into(), root: "A".into(), fingerprint: first.clone() };
+        assert_eq!(r.judge(&again, &[c]).repeat_of.as_deref(), Some("A"));
+        let head = Subject { name: Some("赵某某".into()), unit: None, post: Some("一把手".into()), rank: None };
+        let again = fp(&r, head, "福满楼 会议费 公车 孩子", &["domain:作风"]);
+        let c = Candidate { case_no: "A".into(), root: "A".into(), fingerprint: first };
+        assert_eq!(r.judge(&again, &[c]).repeat_of.as_deref(), Some("A"), "一把手赵某某 is 局长赵国栋");
+    }
+
+    #[test]
+    fn shared_specific_words_tell_one_matter_retold() {
+        let r = rules();
+        let mut a = fp(&r, subject("赵国栋", "交通运输局", "局长"), "私宴 报销 单位", &["domain:作风"]);
+        let mut b =
+            fp(&r, subject("赵国栋", "交通运输局", "局长"), "吃饭 两桌 公车 上下学", &["domain:作风", "act:公车"]);
+        a.specifics = r.specific_hashes(["福满楼", "K5A217", "帕萨特"].into_iter());
+        b.specifics = r.specific_hashes(["福满楼", "K5A217"].into_iter());
+        let c = Candidate { case_no: "A".into(), root: "A".into(), fingerprint: a.clone() };
+        assert_eq!(r.judge(&b, &[c]).repeat_of.as_deref(), Some("A"));
+        b.specifics = r.specific_hashes(["福满楼", "东平饭店"].into_iter());
+        let c = Candidate { case_no: "A".into(), root: "A".into(), fingerprint: a };
+        assert_eq!(r.judge(&b, &[c]).repeat_of, None, "one shared word is not enough");
     }
 
     #[test]

@@ -76,6 +76,11 @@ impl Segmenter {
         in_words as f32 / total as f32
     }
 
+    /// Whether the dictionary has `word` at all (names included).
+    pub fn has_word(&self, word: &str) -> bool {
+        self.jieba.has_word(word)
+    }
+
     /// Whether `word` is a common word of the dictionary other than a person's name
     /// (安排 is a word; 王大明, also in jieba's dictionary, is tagged as a name).
     pub fn is_word(&self, word: &str) -> bool {

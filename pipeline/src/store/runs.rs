@@ -558,6 +558,7 @@ mod tests {
                 facts: Vec::new(),
                 amounts: Vec::new(),
                 claims_new: false,
+                specifics: Vec::new(),
             },
             keys: vec!["nkey".into()],
             lookup_keys: Vec::new(),

@@ -17,13 +17,13 @@ use crate::stages::classify::{Classifier, FILED_NO_SUBSTANCE};
 use crate::stages::extract::{ExtractError, Extractor};
 use crate::stages::normalize::is_han;
 use crate::stages::repeat::{RepeatRulesCompiled, RepeatVerdict};
-use crate::stages::segment::{SegmentError, Segmenter};
+use crate::stages::segment::{SegmentError, Segmenter, Tokens};
 use crate::stages::tag::{Category, TagError, Tagger};
 use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::sync::Arc;
 use thiserror::Error;
-use xinfang_models::{Candidate, CandidateLimits, Understanding};
+use xinfang_models::{Candidate, CandidateLimits, Subject, Understanding};
 use xinfang_models::{
     Deadline, Decision, HandlingLevel, LetterClass, PageText, ReporterIdentity, ReviewEdit, ReviewError,
 };
@@ -104,7 +104,10 @@ impl Understander {
         let share = self.segmenter.word_share(text, &tokens);
         let c = self.classifier.classify(text, &tags, &ex, han, share);
         let claims_new = tags.iter().any(|t| t.is(|c| c == Category::NewFacts));
-        let fingerprint = self.repeat.fingerprint(&c.subjects, tokens.words(text), &c.facts, &c.amounts, claims_new);
+        let mut fingerprint =
+            self.repeat.fingerprint(&c.subjects, tokens.words(text), &c.facts, &c.amounts, claims_new);
+        let specific = self.specific_words(text, &tokens, &c.subjects, &ex.reporter);
+        fingerprint.specifics = self.repeat.specific_hashes(specific.iter().map(String::as_str));
         let keys = self.repeat.keys(&fingerprint);
         let lookup_keys = self.repeat.lookup_keys(&fingerprint);
         let mut reasons = c.reasons;
@@ -130,6 +133,7 @@ impl Understander {
             keywords: c.keywords,
             copied_to: ex.copied_to,
             score: c.score,
+            confidence: c.confidence,
             review: c.review || truncated,
             reasons,
             deadlines: Vec::new(),
@@ -137,6 +141,47 @@ impl Understander {
         };
         self.set_deadlines(&mut decision, received);
         Understanding { decision, identity: ex.reporter, fingerprint, keys, lookup_keys }
+    }
+
+    /// Words specific to a letter's matter: tokens the dictionary does not know (福满楼) and
+    /// runs of letters and digits (a plate number K5A217, a contract number), but not the
+    /// reported persons' names and units nor places (those are subject keys, and a village is
+    /// shared by near misses), nor the reporter's own details.
+    fn specific_words(
+        &self,
+        text: &str,
+        tokens: &Tokens,
+        subjects: &[Subject],
+        reporter: &ReporterIdentity,
+    ) -> Vec<String> {
+        let theirs = reporter.identifying_strings().into_iter().chain(reporter.unit.as_deref());
+        let known_strings: Vec<&str> =
+            subjects.iter().flat_map(|s| [s.name.as_deref(), s.unit.as_deref()]).flatten().chain(theirs).collect();
+        let known = |w: &str| known_strings.iter().any(|x| x.contains(w) || w.contains(x));
+        let place = |w: &str| w.ends_with(['村', '镇', '乡', '县', '市', '区', '组', '街', '路']);
+        let mut out: Vec<String> = tokens
+            .words(text)
+            .filter(|w| w.chars().count() >= 3 && w.chars().all(is_han))
+            .filter(|w| !self.segmenter.has_word(w) && !known(w) && !place(w))
+            .map(String::from)
+            .collect();
+        // Alphanumeric runs with a digit, dots and spaces inside taken out (东K·5A217).
+        let squeezed: String = text.chars().filter(|c| !matches!(c, '·' | ' ' | '-')).collect();
+        let mut run = String::new();
+        for c in squeezed.chars().chain(std::iter::once(' ')) {
+            if c.is_ascii_alphanumeric() {
+                run.push(c.to_ascii_uppercase());
+            } else {
+                if run.len() >= 4
+                    && run.chars().any(|c| c.is_ascii_digit())
+                    && run.chars().any(|c| c.is_ascii_alphabetic())
+                {
+                    out.push(std::mem::take(&mut run));
+                }
+                run.clear();
+            }
+        }
+        out
     }
 
     /// The decision for a letter the rules could not read (an internal failure): registered
@@ -174,6 +219,15 @@ impl Understander {
             d.reasons.push(format!(
                 "初次件: no earlier letter about the same person and matter ({} candidate(s) compared)",
                 candidates.len()
+            ));
+        }
+        d.confidence.repeat = verdict.confidence;
+        let bar = self.cat.rules.scores.review_below;
+        if verdict.confidence < bar && verdict.new_facts_of.is_none() {
+            d.review = true;
+            d.reasons.push(format!(
+                "review: 重复件 doubtful (confidence {:.2} below scores.review_below = {bar}; similarity {:.2})",
+                verdict.confidence, verdict.similarity
             ));
         }
         self.set_deadlines(d, received);
