@@ -28,6 +28,9 @@ pub struct Classified {
     pub score: f32,
     /// Of each field (the repeat field is settled later, against the store).
     pub confidence: Confidence,
+    /// Whom the letter is about, for repeat detection: the subjects, or for a letter without
+    /// substance that accuses no one, the officials it names.
+    pub matter_subjects: Vec<Subject>,
     pub sub_kind: Option<String>,
     pub named: bool,
     pub subjects: Vec<Subject>,
@@ -336,6 +339,10 @@ impl Classifier {
         let oos_score = best_oos.map_or(0.0, |b| b.1);
 
         let acc_best = accused.iter().map(|&i| acc[i]).fold(0.0, f32::max);
+        // A letter that follows up an earlier one (「之前反映过」「补充」) leans on the facts it
+        // gave: one concrete fact of its own is enough.
+        let follows_up = tags.iter().any(|t| t.is(|c| c == Category::RepeatHint || c == Category::NewFacts));
+        let facts_needed = if follows_up { sc.facts_min.saturating_sub(1).max(1) } else { sc.facts_min };
         let accused_names: Vec<String> = accused.iter().map(|&i| describe(&persons[i].subject)).collect();
         let act_list = acts_total.iter().copied().collect::<Vec<_>>().join("、");
 
@@ -374,7 +381,7 @@ impl Classifier {
                 "批评建议: proposals about clean-government work naming no one to punish (score {suggestion_unnamed:.1})"
             ));
             (LetterClass::Suggestion, (0.5 + 0.1 * suggestion_unnamed).min(0.9), false)
-        } else if !accused.is_empty() && facts as u32 >= sc.facts_min {
+        } else if !accused.is_empty() && facts as u32 >= facts_needed {
             reasons.push(format!(
                 "检举控告: {} is the actor of misconduct ({act_list}; score {acc_best:.1} ≥ {}) with {facts} concrete fact(s) ({} amount(s), {} date(s))",
                 accused_names.join("、"),
@@ -484,6 +491,13 @@ impl Classifier {
             }
             _ => persons.iter().filter(|p| p.labelled && p.role != Role::Private).map(|p| p.subject.clone()).collect(),
         };
+        // Whom a thin letter is about, for repeat detection: a short re-sent letter that alone
+        // has too few facts is still about the official it names.
+        let matter_subjects: Vec<Subject> = if subjects.is_empty() && class == LetterClass::NoSubstance {
+            persons.iter().filter(|p| p.role != Role::Private).map(|p| p.subject.clone()).collect()
+        } else {
+            subjects.clone()
+        };
 
         // Handling level.
         let (handling_level, level_conf) = if class.in_scope() {
@@ -553,6 +567,7 @@ impl Classifier {
             class,
             score,
             confidence,
+            matter_subjects,
             sub_kind,
             named,
             subjects,

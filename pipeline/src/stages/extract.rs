@@ -338,7 +338,7 @@ impl Extractor {
                 }
             }
         }
-        for verb in ["举报", "反映", "检举", "控告"] {
+        for verb in ["举报", "反映", "检举", "控告", "关于"] {
             let mut from = 0;
             while let Some(i) = text[from..].find(verb) {
                 let pos = from + i + verb.len();
@@ -574,7 +574,8 @@ impl Extractor {
         let surname = text[..post_start].chars().next_back().filter(|c| self.surnames.contains(c))?;
         let at = post_start - surname.len_utf8();
         let before = text[..at].chars().next_back();
-        let apart = before.is_none_or(|c| !is_han(c) || "的个位是找跟和给说那这里村镇乡局".contains(c));
+        let apart =
+            before.is_none_or(|c| !is_han(c) || "的个位是找跟和给说那这里村镇乡局站所院校委办队室厂司组".contains(c));
         (apart && bounds(at)).then(|| (format!("{surname}某"), post_start))
     }
 
@@ -829,7 +830,12 @@ fn unit_start(text: &str, post_start: usize, unit: Option<&str>) -> usize {
 
 /// The administrative level of a unit: the lowest level it names.
 pub fn admin_level(unit: &str) -> Option<&'static str> {
-    let u = unit.replace("市场", "").replace("城市", "");
+    // Words that hold a level's character without naming a place: 市场监管局, 城乡建设局,
+    // 乡村振兴局, 农业农村局.
+    let mut u = unit.to_string();
+    for word in ["市场", "城市", "城乡", "乡村", "农村", "村镇", "村级"] {
+        u = u.replace(word, "");
+    }
     if u.contains('村') || u.contains("社区") || u.ends_with('组') {
         Some("村")
     } else if u.contains('镇') || u.contains('乡') || u.contains("街道") {

@@ -105,8 +105,8 @@ impl Understander {
         let c = self.classifier.classify(text, &tags, &ex, han, share);
         let claims_new = tags.iter().any(|t| t.is(|c| c == Category::NewFacts));
         let mut fingerprint =
-            self.repeat.fingerprint(&c.subjects, tokens.words(text), &c.facts, &c.amounts, claims_new);
-        let specific = self.specific_words(text, &tokens, &c.subjects, &ex.reporter);
+            self.repeat.fingerprint(&c.matter_subjects, tokens.words(text), &c.facts, &c.amounts, claims_new);
+        let specific = self.specific_words(text, &tokens, &c.matter_subjects, &ex.reporter);
         fingerprint.specifics = self.repeat.specific_hashes(specific.iter().map(String::as_str));
         let keys = self.repeat.keys(&fingerprint);
         let lookup_keys = self.repeat.lookup_keys(&fingerprint);
