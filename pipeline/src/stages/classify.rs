@@ -316,10 +316,13 @@ impl Classifier {
             }
         }
         // A writer asking for something for themselves, or against a policy, accusing no one.
-        let self_requests: Vec<&str> = sents
+        // The words that made a sentence a request (never the sentence itself: it may carry
+        // the writer's name, which stays out of the decision).
+        let first_of = |t: &str, words: &[String]| words.iter().find(|w| t.contains(w.as_str())).cloned();
+        let self_requests: Vec<String> = sents
             .iter()
             .map(|&(s, e)| &text[s..e])
-            .filter(|t| has_any(t, &k.request.asks) && has_any(t, &k.request.for_self))
+            .filter_map(|t| Some(format!("{}…{}", first_of(t, &k.request.asks)?, first_of(t, &k.request.for_self)?)))
             .collect();
         let policy: Vec<&str> =
             k.request.policy.iter().filter(|w| text.contains(w.as_str())).map(String::as_str).collect();
@@ -327,10 +330,9 @@ impl Classifier {
         if let (Some(i), true) = (request_kind, accused.is_empty() && (!self_requests.is_empty() || !policy.is_empty()))
         {
             oos[i] += 1.0;
-            let said = self_requests.first().map(|t| t.trim().chars().take(24).collect::<String>());
             oos_words[i].insert(if policy.is_empty() { "asks for themselves" } else { policy[0] });
-            if let Some(said) = said {
-                reasons.push(format!("the writer asks for something for themselves: 「{said}」"));
+            if let Some(words) = self_requests.first() {
+                reasons.push(format!("the writer asks for something for themselves ({words})"));
             }
         }
         let incoherent: BTreeSet<&str> =

@@ -343,6 +343,16 @@ mod tests {
     }
 
     #[test]
+    fn no_reason_quotes_the_writer() {
+        let u = Understander::new(&Catalogue::builtin().expect("rules")).expect("stages");
+        let letter =
+            "纪委的领导：\n我叫郑玉兰，住河湾镇三里屯村二组16号，求领导帮我郑玉兰办个低保，电话13907352846。\n郑玉兰\n";
+        let d = u.understand(letter, NaiveDate::from_ymd_opt(2026, 3, 2).expect("date")).decision;
+        assert_eq!(d.class, LetterClass::OutOfScope, "{:?}", d.reasons);
+        assert!(d.reasons.iter().all(|r| !r.contains("郑玉兰") && !r.contains("13907352846")), "{:?}", d.reasons);
+    }
+
+    #[test]
     fn wrapped_scan_lines_are_joined_but_paragraphs_kept() {
         let t =
             unwrap_lines("学校的食品由校长秦某某指定的一家公司供应，这家公司的老板\n是秦某某的妻弟。\n举报人：李四");
