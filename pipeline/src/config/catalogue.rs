@@ -59,6 +59,20 @@ pub struct Keywords {
     /// Words of letters that cannot be followed (信号, 电波 …).
     #[serde(default)]
     pub incoherent: Words,
+    /// Something of public value taken or handed over, however it is worded.
+    #[serde(default)]
+    pub transfer: TransferWords,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferWords {
+    /// How much a sentence with both counts towards its actor's accusation score.
+    pub weight: f32,
+    /// Public money and benefits (补贴, 低保, 指标, 工程款, 集体的地 …) …
+    pub objects: Vec<String>,
+    /// … and the verbs of taking or handing them over (拿了, 占了, 给了他 …).
+    pub verbs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -346,6 +360,8 @@ impl Catalogue {
             ("request.for_self", &k.request.for_self),
             ("request.policy", &k.request.policy),
             ("incoherent", &k.incoherent.words),
+            ("transfer.objects", &k.transfer.objects),
+            ("transfer.verbs", &k.transfer.verbs),
         ] {
             if words.iter().any(|w| w.trim().is_empty()) {
                 p.push(format!("keywords.toml: group {name} has an empty word"));

@@ -155,6 +155,7 @@ impl Classifier {
             _ => None,
         };
         let mut actor_of: Vec<Option<usize>> = vec![None; sents.len()];
+        let mut writer_speaks: Vec<bool> = vec![false; sents.len()];
         let mut last: Option<(usize, usize)> = None;
         for (si, &(s, e)) in sents.iter().enumerate() {
             let here: Vec<usize> = persons
@@ -186,14 +187,19 @@ impl Classifier {
                 }
             }
             actor_of[si] = actor;
+            writer_speaks[si] = first_person;
         }
         // A letter that tells the deed before the doer (「扣我们的青苗钱……这事是村支书孙某某经手的」):
         // an opening sentence nobody did takes the first person named in the next two.
         let first_named = actor_of.iter().position(Option::is_some);
         if let Some(at) = first_named.filter(|&at| at > 0 && at <= 2) {
             let p = actor_of[at];
-            for a in actor_of.iter_mut().take(at).skip(usize::from(at == 2 && sents.len() > 3)) {
-                *a = p;
+            let skip = usize::from(at == 2 && sents.len() > 3);
+            for (a, &own) in actor_of.iter_mut().zip(&writer_speaks).take(at).skip(skip) {
+                // What happened to the writer (「我家的补贴还没发」) is nobody's deed yet.
+                if !own {
+                    *a = p;
+                }
             }
         }
 
@@ -216,6 +222,24 @@ impl Classifier {
         let mut acc = vec![0f32; persons.len()];
         let mut acts: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); persons.len()];
         let mut sub_kinds: Vec<(f32, usize)> = Vec::new();
+        // Public money or a benefit taken or handed over, however worded.
+        let mut transferred: Vec<bool> = vec![false; persons.len()];
+        if !k.transfer.objects.is_empty() {
+            for (si, &(s, e)) in sents.iter().enumerate() {
+                let t = &text[s..e];
+                if hedged.get(si).copied() == Some(false)
+                    && has_any(t, &k.transfer.objects)
+                    && has_any(t, &k.transfer.verbs)
+                {
+                    if let Some(p) = actor_of.get(si).copied().flatten() {
+                        if !transferred[p] {
+                            acc[p] += k.transfer.weight;
+                            transferred[p] = true;
+                        }
+                    }
+                }
+            }
+        }
         // Money in the sentence of an act is evidence of it: 「每亩给扣了20块」.
         let mut money_sentences = BTreeSet::new();
         for a in ex.amounts.iter().filter(|a| a.start < ex.signature_start) {
@@ -264,7 +288,10 @@ impl Classifier {
         // Offence names (贪污受贿) accuse but are not facts; what was done, to whom, how much
         // and how many are.
         let is_charge = |w: &str| k.charges.words.iter().any(|c| c == w);
-        let concrete: BTreeSet<&str> = acts_total.iter().copied().filter(|w| !is_charge(w)).collect();
+        let mut concrete: BTreeSet<&str> = acts_total.iter().copied().filter(|w| !is_charge(w)).collect();
+        if accused.iter().any(|&i| transferred[i]) {
+            concrete.insert("（公款公物被拿或被送）");
+        }
         let quantities: BTreeSet<&str> =
             ex.quantities.iter().filter(|q| body(q.start)).map(|q| q.value.as_str()).collect();
         let facts = amounts.len() + dates.len() + concrete.len().min(3) + quantities.len().min(2);
