@@ -22,6 +22,7 @@ fn eval_holds_the_sample_letters() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("问题类别 confusion") && stdout.contains("risk–coverage"), "{stdout}");
+    assert!(stdout.contains("reliability") && stdout.lines().any(|l| l.starts_with("实名 ")), "{stdout}");
     let r = row(&stdout, "letters");
     for (field, floor) in ["scope", "class", "实名", "level"].iter().zip([95.0, 93.0, 95.0, 95.0]) {
         let i = ["scope", "class", "实名", "level"].iter().position(|f| f == field).expect("field");

@@ -320,6 +320,9 @@ pub struct EvalReport {
     pub confusion: BTreeMap<(&'static str, String, String), usize>,
     /// Per letter: the confidence of its least sure field and whether all four fields are right.
     pub outcomes: Vec<(f32, bool)>,
+    /// Per field (问题类别, 实名, 分级受理, 重复件): each letter's confidence in it and whether it
+    /// is right, for the reliability table (how right each confidence level turns out).
+    pub reliability: BTreeMap<&'static str, Vec<(f32, bool)>>,
     /// One line per letter with a wrong field.
     pub mistakes: Vec<String>,
 }
@@ -431,6 +434,28 @@ impl EvalReport {
             out.push_str(&format!("; least sure {:.0} % sent: {}", s * 100.0, pct(self.accuracy_when_reviewing(s))));
         }
         out.push('\n');
+        out.push_str("\nreliability (letters and share right, by the confidence the rules gave the field)\n");
+        const BINS: [(f32, f32); 5] = [(0.0, 0.6), (0.6, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.01)];
+        out.push_str(&format!("{:<8}", ""));
+        for (lo, hi) in BINS {
+            out.push_str(&format!("{:>14}", format!("{lo:.1}–{:.1}", hi.min(1.0))));
+        }
+        out.push('\n');
+        for field in ["问题类别", "实名", "分级受理", "重复件"] {
+            let Some(v) = self.reliability.get(field) else { continue };
+            out.push_str(&format!("{:<8}", field.chars().take(4).collect::<String>()));
+            for (lo, hi) in BINS {
+                let inside: Vec<_> = v.iter().filter(|(c, _)| *c >= lo && *c < hi).collect();
+                let cell = if inside.is_empty() {
+                    "-".to_string()
+                } else {
+                    let right = inside.iter().filter(|(_, ok)| *ok).count();
+                    format!("{} {:.0} %", inside.len(), 100.0 * right as f64 / inside.len() as f64)
+                };
+                out.push_str(&format!("{cell:>14}"));
+            }
+            out.push('\n');
+        }
         let classes: Vec<String> = LetterClass::ALL.iter().map(|c| c.as_str().to_string()).collect();
         let two = |a: &str, b: &str| vec![a.to_string(), b.to_string()];
         let levels: Vec<String> = ["本级", "上级", "下级", "-"].iter().map(|s| s.to_string()).collect();
@@ -567,6 +592,20 @@ fn score(labels: &[Label], reports: &[LetterReport], rep: &mut EvalReport) -> Co
             c.alone_right += 1;
         }
         rep.outcomes.push((d.map_or(0.0, |d| d.confidence.least().1), all_right));
+        let conf = d.map(|d| d.confidence).unwrap_or_default();
+        let links_right = (d.and_then(|d| d.repeat_of.clone()), d.and_then(|d| d.new_facts_of.clone()));
+        let link_file = |c: Option<String>| c.map(|c| file_of.get(&c).cloned().unwrap_or(c));
+        let repeat_ok = link_file(links_right.0) == l.repeat_of && link_file(links_right.1) == l.new_facts_of;
+        for (field, value, ok, counted) in [
+            ("问题类别", conf.class, class_ok, true),
+            ("实名", conf.named, named_ok, true),
+            ("分级受理", conf.level, level_ok, l.in_scope),
+            ("重复件", conf.repeat, repeat_ok, true),
+        ] {
+            if counted {
+                rep.reliability.entry(field).or_default().push((value, ok));
+            }
+        }
         let (repeat_of, new_facts_of) = (d.and_then(|d| d.repeat_of.clone()), d.and_then(|d| d.new_facts_of.clone()));
         for (name, predicted, actual, s) in [
             ("repeat_of", &repeat_of, &l.repeat_of, &mut c.repeat),
