@@ -164,6 +164,8 @@ pub struct Rules {
     pub scores: Scores,
     pub reporter: ReporterRules,
     pub repeat: RepeatRules,
+    #[serde(default)]
+    pub confidence: ConfidenceRules,
     pub deadlines: DeadlineRules,
     /// Canonical post → the words that mean it.
     pub post_synonyms: BTreeMap<String, Vec<String>>,
@@ -232,10 +234,75 @@ pub struct RepeatRules {
     pub max_candidates: u32,
     pub minhash_bands: usize,
     pub minhash_rows: usize,
+    /// A first letter whose closest same-person candidate reaches this share of
+    /// `same_matter` is a near miss: its verdict is doubtful.
+    #[serde(default = "default_near_miss")]
+    pub near_miss: f32,
+    /// A repeat whose similarity reaches this multiple of `same_matter` is clear.
+    #[serde(default = "default_clear_repeat")]
+    pub clear_repeat: f32,
+    /// The similarity two letters get from their shared specific words: this times the
+    /// share of the smaller set that is shared …
+    #[serde(default = "default_specific_weight")]
+    pub specific_weight: f32,
+    /// … when at least this many are shared.
+    #[serde(default = "default_specific_min_shared")]
+    pub specific_min_shared: usize,
 }
 
 fn default_max_candidates() -> u32 {
     100
+}
+fn default_near_miss() -> f32 {
+    0.6
+}
+fn default_clear_repeat() -> f32 {
+    1.5
+}
+fn default_specific_weight() -> f32 {
+    0.5
+}
+fn default_specific_min_shared() -> usize {
+    2
+}
+
+/// `[confidence]` of rules.toml: how sure each field is, by the evidence behind it. Set by
+/// hand and checked against `xinfang eval`'s reliability table on the tuning half.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfidenceRules {
+    /// 实名: both a name (or unit) and a contact found; neither; only one of the two.
+    pub named_both: f32,
+    pub named_neither: f32,
+    pub named_half: f32,
+    /// Level: a rank read from a post in a unit whose level is known; a post without its
+    /// unit; 下级 without a unit; no rank at all on an accusation.
+    pub level_placed: f32,
+    pub level_unplaced: f32,
+    pub level_lower: f32,
+    pub level_none: f32,
+    /// Class, at most: an accusation with no more facts than `scores.facts_min`; one whose
+    /// acts are offence names only; 无实质内容 naming an official beside money or a domain.
+    pub accusation_least_facts: f32,
+    pub accusation_charges_only: f32,
+    pub no_substance_with_matter: f32,
+}
+
+impl Default for ConfidenceRules {
+    fn default() -> ConfidenceRules {
+        ConfidenceRules {
+            named_both: 0.9,
+            named_neither: 0.95,
+            named_half: 0.7,
+            level_placed: 0.9,
+            level_unplaced: 0.75,
+            level_lower: 0.8,
+            level_none: 0.62,
+            accusation_least_facts: 0.66,
+            accusation_charges_only: 0.62,
+            no_substance_with_matter: 0.5,
+        }
+    }
 }
 
 impl RepeatRules {
@@ -407,6 +474,26 @@ impl Catalogue {
         }
         if rep.max_candidates_per_key == 0 || rep.max_candidates == 0 {
             p.push("rules.toml: repeat.max_candidates_per_key and repeat.max_candidates must be at least 1".into());
+        }
+        let c = &r.confidence;
+        let shares = [
+            ("repeat.specific_weight", rep.specific_weight),
+            ("repeat.near_miss", rep.near_miss),
+            ("confidence.named_both", c.named_both),
+            ("confidence.named_neither", c.named_neither),
+            ("confidence.named_half", c.named_half),
+            ("confidence.level_placed", c.level_placed),
+            ("confidence.level_unplaced", c.level_unplaced),
+            ("confidence.level_lower", c.level_lower),
+            ("confidence.level_none", c.level_none),
+            ("confidence.accusation_least_facts", c.accusation_least_facts),
+            ("confidence.accusation_charges_only", c.accusation_charges_only),
+            ("confidence.no_substance_with_matter", c.no_substance_with_matter),
+        ];
+        for (name, v) in shares {
+            if !(0.0..=1.0).contains(&v) {
+                p.push(format!("rules.toml: {name} must be 0-1"));
+            }
         }
         if !(0.0..=1.0).contains(&rep.same_matter) {
             p.push("rules.toml: repeat.same_matter must be 0-1".into());

@@ -6,7 +6,7 @@
 //! `config/`. A letter the rules cannot decide with confidence is marked for review, never an
 //! error. Pure.
 
-use crate::config::catalogue::Catalogue;
+use crate::config::catalogue::{Catalogue, ConfidenceRules};
 use crate::stages::extract::{admin_level, Extracted, Mention, Role};
 use crate::stages::tag::{Category, Tag};
 use std::collections::BTreeSet;
@@ -487,18 +487,19 @@ impl Classifier {
         // How sure the class is: the branch's score, lowered where the letter stands near
         // another branch (an accusation resting on the least facts or on offence names
         // alone; a letter without substance that names an official beside money or a domain).
+        let cf = &r.confidence;
         if class == LetterClass::Accusation {
             if facts as u32 <= sc.facts_min {
-                score = score.min(0.66);
+                score = score.min(cf.accusation_least_facts);
             }
             if concrete.is_empty() {
-                score = score.min(0.62);
+                score = score.min(cf.accusation_charges_only);
             }
         }
         let official_with_matter = persons.iter().any(|p| p.role != Role::Private)
             && (!amounts.is_empty() || tags.iter().any(|t| t.is(|c| matches!(c, Category::Domain(_)))));
         if class == LetterClass::NoSubstance && official_with_matter {
-            score = score.min(0.5);
+            score = score.min(cf.no_substance_with_matter);
         }
         if score < sc.review_below {
             review = true;
@@ -532,7 +533,7 @@ impl Classifier {
         let (handling_level, level_conf) = if class.in_scope() {
             let (level, why) = self.level(&subjects, class);
             reasons.push(why);
-            (Some(level), level_confidence(&subjects, class, level))
+            (Some(level), level_confidence(&subjects, class, level, cf))
         } else {
             (None, 1.0)
         };
@@ -559,9 +560,9 @@ impl Classifier {
         // Half the evidence (a name without a contact, or a contact without a name) is where
         // a name or a phone standing apart from the other is missed.
         let named_conf = match (who, contact) {
-            (true, true) => 0.9,
-            (false, false) => 0.95,
-            _ => 0.7,
+            (true, true) => cf.named_both,
+            (false, false) => cf.named_neither,
+            _ => cf.named_half,
         };
         let confidence = Confidence { class: score, named: named_conf, level: level_conf, repeat: 1.0 };
         for (field, value) in [("实名", named_conf), ("分级受理", level_conf)] {
@@ -649,15 +650,15 @@ impl Classifier {
 
 /// How sure the level is: a rank read from a post in a unit whose level is known is sure;
 /// a post without its unit less so; no rank at all (本级 by default) least, for an accusation.
-fn level_confidence(subjects: &[Subject], class: LetterClass, level: HandlingLevel) -> f32 {
+fn level_confidence(subjects: &[Subject], class: LetterClass, level: HandlingLevel, cf: &ConfidenceRules) -> f32 {
     let ranked = subjects.iter().filter(|s| s.rank.is_some());
     let placed = subjects.iter().any(|s| s.rank.is_some() && s.unit.as_deref().and_then(admin_level).is_some());
     match (ranked.count(), placed) {
-        _ if class != LetterClass::Accusation && level == HandlingLevel::Own => 0.9,
-        (0, _) => 0.62,
-        (_, true) => 0.9,
-        (_, false) if level == HandlingLevel::Lower => 0.8,
-        (_, false) => 0.75,
+        _ if class != LetterClass::Accusation && level == HandlingLevel::Own => cf.level_placed,
+        (0, _) => cf.level_none,
+        (_, true) => cf.level_placed,
+        (_, false) if level == HandlingLevel::Lower => cf.level_lower,
+        (_, false) => cf.level_unplaced,
     }
 }
 

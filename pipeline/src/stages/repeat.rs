@@ -264,8 +264,8 @@ impl RepeatRulesCompiled {
             let fact_sim = jaccard(&fp.facts, &c.fingerprint.facts);
             // Shared specific words (a restaurant, a plate number, a project) tell one matter
             // told twice in other words.
-            let specific_sim = overlap(&fp.specifics, &c.fingerprint.specifics, 2);
-            let sim = (0.5 * text_sim + 0.5 * fact_sim).max(SPECIFIC_WEIGHT * specific_sim);
+            let specific_sim = overlap(&fp.specifics, &c.fingerprint.specifics, self.rules.specific_min_shared);
+            let sim = (0.5 * text_sim + 0.5 * fact_sim).max(self.rules.specific_weight * specific_sim);
             let matches = match same_person {
                 Some(Match::Person | Match::PostOnly) => sim >= bar,
                 // No person to compare on either side: only a near copy counts.
@@ -304,7 +304,7 @@ impl RepeatRulesCompiled {
             };
         }
         let Some((sim, c)) = best else {
-            let near = closest.as_ref().is_some_and(|(sim, _)| *sim >= bar * NEAR_MISS);
+            let near = closest.as_ref().is_some_and(|(sim, _)| *sim >= bar * self.rules.near_miss);
             let mut v = RepeatVerdict { confidence: if near { 0.6 } else { 0.95 }, ..RepeatVerdict::default() };
             if let Some((sim, c)) = closest {
                 v.reasons.push(format!(
@@ -321,7 +321,7 @@ impl RepeatRulesCompiled {
         // a name or a document the first did not have), or it adds many new amounts.
         let adds = new_amounts + new_facts + new_specifics;
         let score = if fp.claims_new && adds >= 1 || new_amounts >= 3 { self.rules.new_facts_min } else { 0 };
-        let clear = if sim >= bar * CLEAR_REPEAT { 0.9 } else { 0.7 };
+        let clear = if sim >= bar * self.rules.clear_repeat { 0.9 } else { 0.7 };
         let mut v = RepeatVerdict { similarity: sim, confidence: clear, ..RepeatVerdict::default() };
         if score >= self.rules.new_facts_min {
             v.confidence = 0.5;
@@ -341,12 +341,6 @@ impl RepeatRulesCompiled {
         v
     }
 }
-
-/// A first letter whose closest same-person candidate reaches this share of `same_matter`
-/// is a near miss: its verdict is doubtful.
-const NEAR_MISS: f32 = 0.6;
-/// A repeat whose similarity reaches this multiple of `same_matter` is clear.
-const CLEAR_REPEAT: f32 = 1.5;
 
 /// How two letters' reported persons compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -418,9 +412,6 @@ fn minhash_similarity(a: &[u32], b: &[u32]) -> f32 {
     a.iter().zip(b).filter(|(x, y)| x == y && **x != u32::MAX).count() as f32 / a.len() as f32
 }
 
-/// How much a shared specific word counts towards the similarity of two letters.
-const SPECIFIC_WEIGHT: f32 = 0.5;
-
 /// Shared items over the smaller set; 0 when fewer than `least` are shared.
 fn overlap(a: &[u64], b: &[u64], least: usize) -> f32 {
     let shared = a.iter().filter(|x| b.contains(x)).count();
@@ -450,6 +441,10 @@ mod tests {
             max_candidates: 100,
             minhash_bands: 16,
             minhash_rows: 4,
+            near_miss: 0.6,
+            clear_repeat: 1.5,
+            specific_weight: 0.5,
+            specific_min_shared: 2,
         };
         let mut syn = BTreeMap::new();
         syn.insert("村党支部书记".to_string(), vec!["村支书".to_string(), "支书".to_string()]);
