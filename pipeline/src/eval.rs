@@ -593,9 +593,11 @@ fn score(labels: &[Label], reports: &[LetterReport], rep: &mut EvalReport) -> Co
         }
         rep.outcomes.push((d.map_or(0.0, |d| d.confidence.least().1), all_right));
         let conf = d.map(|d| d.confidence).unwrap_or_default();
-        let links_right = (d.and_then(|d| d.repeat_of.clone()), d.and_then(|d| d.new_facts_of.clone()));
-        let link_file = |c: Option<String>| c.map(|c| file_of.get(&c).cloned().unwrap_or(c));
-        let repeat_ok = link_file(links_right.0) == l.repeat_of && link_file(links_right.1) == l.new_facts_of;
+        // The letters the links name, as files (a case number the set did not register stays).
+        let linked_file = |c: Option<&String>| c.map(|c| file_of.get(c).cloned().unwrap_or_else(|| c.clone()));
+        let repeat_file = linked_file(d.and_then(|d| d.repeat_of.as_ref()));
+        let new_facts_file = linked_file(d.and_then(|d| d.new_facts_of.as_ref()));
+        let repeat_ok = repeat_file == l.repeat_of && new_facts_file == l.new_facts_of;
         for (field, value, ok, counted) in [
             ("问题类别", conf.class, class_ok, true),
             ("实名", conf.named, named_ok, true),
@@ -606,12 +608,10 @@ fn score(labels: &[Label], reports: &[LetterReport], rep: &mut EvalReport) -> Co
                 rep.reliability.entry(field).or_default().push((value, ok));
             }
         }
-        let (repeat_of, new_facts_of) = (d.and_then(|d| d.repeat_of.clone()), d.and_then(|d| d.new_facts_of.clone()));
-        for (name, predicted, actual, s) in [
-            ("repeat_of", &repeat_of, &l.repeat_of, &mut c.repeat),
-            ("new_facts_of", &new_facts_of, &l.new_facts_of, &mut c.new_facts),
+        for (name, predicted_file, actual, s) in [
+            ("repeat_of", repeat_file, &l.repeat_of, &mut c.repeat),
+            ("new_facts_of", new_facts_file, &l.new_facts_of, &mut c.new_facts),
         ] {
-            let predicted_file = predicted.as_ref().map(|c| file_of.get(c).cloned().unwrap_or_else(|| c.clone()));
             s.predicted += usize::from(predicted_file.is_some());
             s.actual += usize::from(actual.is_some());
             if predicted_file.is_some() && predicted_file == *actual {

@@ -852,9 +852,7 @@ pub fn admin_level(unit: &str) -> Option<&'static str> {
 }
 
 fn is_self_reference(text: &str, post_start: usize, unit: Option<&str>) -> bool {
-    let start = unit_start(text, post_start, unit);
-    let head = &text[..start];
-    let tail: String = head.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail = chars_before(text, unit_start(text, post_start, unit), 4);
     ["我是", "本人是", "我作为", "本人系", "我系", "我曾任", "我原是", "本人原", "我任"]
         .iter()
         .any(|p| tail.ends_with(p))
@@ -862,9 +860,15 @@ fn is_self_reference(text: &str, post_start: usize, unit: Option<&str>) -> bool 
 
 /// Whether the words before a post say it was held once and no longer (当过, 曾任 …).
 fn is_former_post(text: &str, post_start: usize) -> bool {
-    let head = &text[..post_start];
-    let tail: String = head.chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail = chars_before(text, post_start, 6);
     ["当过", "曾任", "曾经是", "曾是", "原任", "以前是", "退休前是", "干过"].iter().any(|p| tail.contains(p))
+}
+
+/// The last `n` characters of `text` before byte `end` (fewer at the start of the text).
+fn chars_before(text: &str, end: usize, n: usize) -> &str {
+    let head = &text[..end];
+    let start = head.char_indices().rev().nth(n.saturating_sub(1)).map_or(0, |(i, _)| i);
+    &head[start..]
 }
 
 fn skip_chars(text: &str, mut at: usize, chars: &[char]) -> usize {
@@ -893,8 +897,7 @@ fn is_full_address(s: &str) -> bool {
 }
 
 fn near_contact_label(text: &str, pos: usize) -> bool {
-    let head = &text[..pos];
-    let tail: String = head.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail = chars_before(text, pos, 8);
     ["电话", "手机", "联系方式", "联系", "Tel", "tel", "号码", "微信"].iter().any(|l| tail.contains(l))
 }
 
