@@ -188,7 +188,7 @@ async fn reruns_respect_reviewers(store: Store) {
     let case = decided_case(&u, text, chrono::Utc::now().timestamp_millis());
     let (no, decided) = register(&store, &u, &case).await;
     let no: xinfang_models::CaseNo = no.parse().expect("case no");
-    let target = store.case_for_rerun(&no).await.expect("load").expect("exists");
+    let target = store.case_for_rerun(&no, "test-run").await.expect("load").expect("exists");
     let registrar = Registrar::new(store.clone(), Arc::clone(&u), QueueConfig::default());
     let mut changed = decided.clone();
     changed.decision.rules_version = "rules-next".into();
@@ -241,4 +241,118 @@ async fn reruns_respect_reviewers(store: Store) {
 #[tokio::test]
 async fn reruns_never_overwrite_a_reviewers_decision() {
     with_each_store(|store, _| reruns_respect_reviewers(store)).await;
+}
+
+/// Sample letters in the order they arrived: three repeats and a letter with new facts
+/// among them (a012 repeats a001, a021 a010, a027 a002; a034 adds to a004).
+const ARCHIVE: &[&str] = &[
+    "a001_dibao_liuhe.txt",
+    "a002_weigai_zhukeng.txt",
+    "a004_xianjie_baisha.txt",
+    "a010_hunyan_shimen.txt",
+    "a012_dibao_liuhe_chongfu.txt",
+    "a021_hunyan_chongfu.txt",
+    "a027_weigai_chongfu.txt",
+    "a034_xianjie_xinqingkuang.txt",
+];
+
+/// An intake over `store` holding the letters as an archive's old registration left them:
+/// decided, never linked to the letters before them; the fifth (a012) reviewed since.
+async fn archive(
+    store: Store,
+    dir: &std::path::Path,
+) -> (xinfang::intake::Intake, xinfang::stages::ocr::OcrPool, Vec<xinfang_models::CaseNo>) {
+    let mut cfg = xinfang::config::Config::builtin().expect("config");
+    cfg.store.data_dir = dir.to_path_buf();
+    let u = understander();
+    let files = xinfang::store::FileStore::new(dir);
+    let start = chrono::Utc::now().timestamp_millis() - 30 * 86_400_000;
+    let news: Vec<NewCase> = ARCHIVE
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let raw = std::fs::read_to_string(crate::support::sample(&format!("letters/{name}"))).expect("sample");
+            let at = start + i as i64 * 3_600_000;
+            let (organ, channel) = (&cfg.numbering.organ_code, cfg.numbering.channel);
+            fixtures::archived_text_case(&u, &files, organ, channel, &raw, i, at).expect("case")
+        })
+        .collect();
+    fixtures::register_unsettled(&store, &news).await.expect("seed");
+    let cases = store.select_cases(&Default::default()).await.expect("cases");
+    assert_eq!(cases.len(), ARCHIVE.len());
+    let mut reviewed = store.decision(&cases[4]).await.expect("read").expect("decided");
+    reviewed.class = xinfang_models::LetterClass::Appeal;
+    store.record_review(&cases[4], &reviewed, "审核员", "", 0).await.expect("review");
+    let pool = xinfang::stages::ocr::OcrPool::start(&cfg.ocr, &cfg.limits, 1).expect("engine");
+    let intake = xinfang::intake::Intake::new(Arc::new(cfg), store, pool.clone(), u);
+    (intake, pool, cases)
+}
+
+/// Re-runs the rules over `cases`, batched or one job at a time.
+async fn rerun_rules(
+    intake: &xinfang::intake::Intake,
+    cases: &[xinfang_models::CaseNo],
+    batch: bool,
+) -> Vec<xinfang::intake::rerun::RerunReport> {
+    use xinfang::intake::worker::{WorkOptions, WorkReport};
+    intake.enqueue_reruns(cases, false).await.expect("queue");
+    let prefix = xinfang::intake::rerun::run_prefix(&intake.rerun_key(false));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = WorkOptions { drain: true, letters: false, reruns: Some(prefix), stop, batch };
+    let mut reports = Vec::new();
+    intake
+        .work(opts, |r| {
+            if let WorkReport::Rerun(r) = r {
+                reports.push(r.clone());
+            }
+        })
+        .await
+        .expect("work");
+    reports
+}
+
+/// The batched half on `store` (SQLite or PostgreSQL); the one-at-a-time half on a fresh
+/// SQLite store: the same letters, the same rules, the same case numbers.
+async fn batched_equals_single(store: Store, _url: String) {
+    let (a, b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let (batched, pool_a, cases) = archive(store, a.path()).await;
+    let b_url = format!("sqlite://{}?mode=rwc", b.path().join("y.db").display());
+    let (single, pool_b, same) = archive(Store::open(&b_url).await.expect("open"), b.path()).await;
+    assert_eq!(cases, same);
+    let got = rerun_rules(&batched, &cases, true).await;
+    let want = rerun_rules(&single, &cases, false).await;
+    assert_eq!(got.len(), cases.len(), "every case re-run once: {got:?}");
+    let status =
+        |r: &[xinfang::intake::rerun::RerunReport]| r.iter().map(|x| (x.case_no.clone(), x.status)).collect::<Vec<_>>();
+    assert_eq!(status(&got), status(&want));
+    for case in &cases {
+        let one = batched.store().decision(case).await.expect("read").expect("decided");
+        let other = single.store().decision(case).await.expect("read").expect("decided");
+        assert_eq!(serde_json::to_value(&one).ok(), serde_json::to_value(&other).ok(), "{case}");
+    }
+    let d = |i: usize| {
+        let (store, cases) = (batched.store(), &cases);
+        async move { store.decision(&cases[i]).await.expect("read").expect("decided") }
+    };
+    // The re-run found what the old registration had not linked.
+    assert_eq!(d(5).await.repeat_of, Some(cases[3].to_string()), "a021 repeats a010");
+    assert_eq!(d(6).await.repeat_of, Some(cases[1].to_string()), "a027 repeats a002");
+    assert_eq!(d(7).await.new_facts_of, Some(cases[2].to_string()), "a034 adds to a004");
+    // The reviewer's decision stands; the rules' differing suggestion is beside it.
+    assert_eq!(d(4).await.class, xinfang_models::LetterClass::Appeal);
+    assert_eq!(got[4].status, xinfang_models::RunStatus::Suggested);
+    let shown = batched.store().show(&cases[4]).await.expect("show").expect("exists");
+    assert!(shown.events.iter().any(|e| e.2 == "rerun_differs"), "{:?}", shown.events);
+    // Its use of identities is one audit entry for the run, not a row per case.
+    let audit = fixtures::identity_audit(batched.store()).await.expect("audit");
+    assert_eq!(audit, (0, 1, cases.len() as i64));
+    // The same command again: nothing left, nothing done twice.
+    assert!(rerun_rules(&batched, &cases, true).await.is_empty());
+    pool_a.shutdown().await;
+    pool_b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batched_rerun_decides_every_letter_as_one_at_a_time_does() {
+    with_each_store(batched_equals_single).await;
 }

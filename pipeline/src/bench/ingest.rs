@@ -856,7 +856,7 @@ fn write_letters(dir: &Path, n: usize) -> Result<Vec<Kind>, BenchIngestError> {
 // Measuring
 
 /// A directory removed when dropped (also when the benchmark fails half-way).
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -865,7 +865,7 @@ impl Drop for TempDir {
 }
 
 /// A field of /proc/self/status (VmRSS, VmHWM) in MiB; `None` where there is no procfs.
-fn proc_mib(field: &str) -> Option<f64> {
+pub(crate) fn proc_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
     let kb: f64 = line[field.len() + 1..].trim().trim_end_matches("kB").trim().parse().ok()?;
@@ -874,7 +874,7 @@ fn proc_mib(field: &str) -> Option<f64> {
 
 /// Resets VmHWM to the current RSS (Linux ≥ 4.0), so that the peak is that of one backend's
 /// run. False when the kernel does not allow it: VmHWM is then the process peak so far.
-fn reset_peak() -> bool {
+pub(crate) fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
@@ -1020,7 +1020,7 @@ impl Row {
 // PostgreSQL administration
 
 /// The URL of database `name` on the server of the admin URL `admin` (path replaced, query kept).
-fn database_url(admin: &str, name: &str) -> Result<String, BenchIngestError> {
+pub(crate) fn database_url(admin: &str, name: &str) -> Result<String, BenchIngestError> {
     let bad = || BenchIngestError::PostgresUrl { url: display_url(admin) };
     let scheme_end = admin.find("://").ok_or_else(bad)?;
     if !matches!(&admin[..scheme_end], "postgres" | "postgresql") {
@@ -1038,7 +1038,7 @@ fn database_url(admin: &str, name: &str) -> Result<String, BenchIngestError> {
     Ok(format!("{}://{authority}/{name}{query}", &admin[..scheme_end]))
 }
 
-async fn admin_exec(admin: &str, sql: &str) -> Result<(), BenchIngestError> {
+pub(crate) async fn admin_exec(admin: &str, sql: &str) -> Result<(), BenchIngestError> {
     use sqlx::Connection;
     let fail = |action: String| {
         move |source: sqlx::Error| BenchIngestError::Postgres { url: display_url(admin), action, source }

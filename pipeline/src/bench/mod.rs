@@ -4,5 +4,6 @@
 
 pub mod ingest;
 pub mod ocr;
+pub mod rerun;
 pub mod rules;
 pub mod watch;

@@ -209,6 +209,20 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// A rules-only re-run of a whole store (reprocess --all without --ocr) seeded with
+    /// generated letters: letters/s and peak memory, one job at a time beside batched, on
+    /// SQLite and, with --postgres, on a fresh PostgreSQL database
+    Rerun {
+        /// Cases in the store (seeded fast, without the repeat lookup)
+        #[arg(long, default_value_t = 100_000)]
+        cases: usize,
+        /// Of them, the newest re-run one job at a time before the rest is re-run batched
+        #[arg(long, default_value_t = 2_000)]
+        single: usize,
+        /// Admin URL of a PostgreSQL server to measure too (a database is created and dropped)
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Drop a stream of files into a watched folder while the service is restarted (SIGKILL,
     /// then SIGTERM, alternating) and check that every file ends as exactly one case or one
     /// quarantined file
@@ -352,6 +366,9 @@ async fn bench(
         }
         BenchCommand::Ingest { letters, postgres, batch } => {
             bench::ingest::ingest(cfg, letters, postgres.as_deref(), batch).await?;
+        }
+        BenchCommand::Rerun { cases, single, postgres } => {
+            bench::rerun::rerun(cfg, cases, single, postgres.as_deref()).await?;
         }
         BenchCommand::Watch { files, restarts, rate } => {
             let path = cfg_path.map(PathBuf::from).or_else(|| {

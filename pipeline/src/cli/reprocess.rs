@@ -66,7 +66,8 @@ pub async fn run(cfg: &Arc<Config>, db: Option<&str>, sel: &Selection, ocr: bool
         counts.done + counts.failed
     );
     let bar = Progress::new(todo, "cases");
-    let opts = WorkOptions { drain: true, letters: false, reruns: Some(prefix), stop: Arc::clone(&service.stop) };
+    let opts =
+        WorkOptions { drain: true, letters: false, reruns: Some(prefix), stop: Arc::clone(&service.stop), batch: !ocr };
     let mut tally = BTreeMap::<RunStatus, usize>::new();
     let work = intake.work(opts, |r| {
         if let WorkReport::Rerun(rr) = r {

@@ -44,7 +44,8 @@ pub async fn run(
         if no_worker {
             return Ok(0);
         }
-        let opts = WorkOptions { drain: false, letters: true, reruns: None, stop: Arc::clone(&service.stop) };
+        let opts =
+            WorkOptions { drain: false, letters: true, reruns: None, stop: Arc::clone(&service.stop), batch: false };
         // What became of each letter is told by the watch's own lines (archived, with the
         // decision; quarantined, with the id), not the worker's.
         let r = service.intake.work(opts, |_| {}).await;

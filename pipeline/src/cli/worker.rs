@@ -11,7 +11,13 @@ use xinfang::intake::worker::WorkOptions;
 
 pub async fn run(cfg: &Arc<Config>, db: Option<&str>, drain: bool, json: bool) -> Result<ExitCode> {
     let service = Service::start(cfg, db).await?;
-    let opts = WorkOptions { drain, letters: true, reruns: Some(String::new()), stop: Arc::clone(&service.stop) };
+    let opts = WorkOptions {
+        drain,
+        letters: true,
+        reruns: Some(String::new()),
+        stop: Arc::clone(&service.stop),
+        batch: false,
+    };
     let finished = service.until_stopped(service.intake.work(opts, |r| print_work_report(r, json))).await;
     service.close().await;
     match finished {

@@ -19,6 +19,7 @@
 //! quarantined with the reason); a system problem (database, disk) is retried while it is
 //! passing (a locked database, a full disk) and otherwise stops the batch.
 
+mod batch;
 mod input;
 mod patience;
 mod read;

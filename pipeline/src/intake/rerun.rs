@@ -12,7 +12,7 @@ use crate::store::{CaseForRerun, Job, JobKind, NewJob, RerunPayload, RunOutcome,
 use crate::understand::restore;
 use serde::Serialize;
 use std::sync::Arc;
-use xinfang_models::{letter_confidence, letter_text, CaseNo, InputFormat, PageOrigin, PageText, RunKind, RunStatus};
+use xinfang_models::{letter_confidence, letter_text, CaseNo, PageOrigin, PageText, RunKind, RunStatus};
 
 /// What a re-run did to one case.
 #[derive(Debug, Clone, Serialize)]
@@ -52,32 +52,36 @@ impl Intake {
         cases.iter().map(|case| format!("{prefix}{case}")).collect()
     }
 
-    /// Queues a re-run of `cases`. Returns how many jobs were added (the others were queued
-    /// or done already under the same key).
+    /// Queues a re-run of `cases`, in their order (the order they are worked in), many
+    /// jobs to a transaction. Returns how many jobs were added (the others were queued or
+    /// done already under the same key).
     pub async fn enqueue_reruns(&self, cases: &[CaseNo], ocr: bool) -> Result<usize, SystemError> {
         let key = self.rerun_key(ocr);
         let payload = serde_json::to_string(&RerunPayload { ocr, run_key: key.clone() })
             .map_err(|e| SystemError::Task(e.to_string()))?;
         let mut added = 0;
-        for case in cases {
-            let job = NewJob {
-                job_id: format!("{}{case}", run_prefix(&key)),
-                kind: JobKind::Rerun,
-                letter_sha256: None,
-                case_no: Some(case.to_string()),
-                source_name: case.to_string(),
-                payload: payload.clone(),
-                max_attempts: self.cfg.queue.max_attempts,
-            };
-            if patiently(&self.cfg.queue, "queuing a re-run", || async { Ok(self.store.enqueue(&job).await?) }).await? {
-                added += 1;
-            }
+        for chunk in cases.chunks(10_000) {
+            let jobs: Vec<NewJob> = chunk
+                .iter()
+                .map(|case| NewJob {
+                    job_id: format!("{}{case}", run_prefix(&key)),
+                    kind: JobKind::Rerun,
+                    letter_sha256: None,
+                    case_no: Some(case.to_string()),
+                    source_name: case.to_string(),
+                    payload: payload.clone(),
+                    max_attempts: self.cfg.queue.max_attempts,
+                })
+                .collect();
+            added +=
+                patiently(&self.cfg.queue, "queuing a re-run", || async { Ok(self.store.enqueue_many(&jobs).await?) })
+                    .await?;
         }
-        Ok(added)
+        Ok(added as usize)
     }
 
-    /// Reads a case again for a claimed re-run job: the originals (OCR) when asked, when
-    /// the case is a routing stub (it kept no text) or when they are text; otherwise the
+    /// Reads a case again for a claimed re-run job: the originals (OCR) when asked or when
+    /// the case is a routing stub (it kept no text); otherwise the
     /// stored text with the reporter's identity put back, so that the rules read what they
     /// read at intake. `Ok(Err(reason))` when this case cannot be re-run.
     pub(super) async fn prepare_rerun(&self, job: &Job) -> Result<Result<PendingRerun, String>, SystemError> {
@@ -89,13 +93,13 @@ impl Intake {
             return Ok(Err("the job names no case".into()));
         };
         let loaded = patiently(&self.cfg.queue, "loading a case to re-run", || async {
-            Ok(self.store.case_for_rerun(&case_no).await?)
+            Ok(self.store.case_for_rerun(&case_no, &payload.run_key).await?)
         })
         .await?;
         let Some(case) = loaded else {
             return Ok(Err(format!("case {case_no} does not exist")));
         };
-        let reread = payload.ocr || case.stub || case.format == InputFormat::Text;
+        let reread = payload.ocr || case.stub;
         let mut pages: Vec<PageText> = if reread {
             let mut files = Vec::with_capacity(case.originals.len());
             for o in &case.originals {

@@ -568,7 +568,13 @@ mod tests {
     use crate::store::JobKind;
 
     async fn drain(intake: &Intake) {
-        let opts = WorkOptions { drain: true, letters: true, reruns: None, stop: Arc::new(AtomicBool::new(false)) };
+        let opts = WorkOptions {
+            drain: true,
+            letters: true,
+            reruns: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            batch: false,
+        };
         intake.work(opts, |_| {}).await.expect("work");
     }
 

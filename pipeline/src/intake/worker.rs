@@ -25,6 +25,9 @@ pub struct WorkOptions {
     pub reruns: Option<String>,
     /// Set to stop claiming; jobs in flight are finished.
     pub stop: Arc<AtomicBool>,
+    /// Work the re-run jobs (and no letters) a batch at a time (`batch.rs`): for rules-only
+    /// re-runs, whose work is the rules and the store, not OCR.
+    pub batch: bool,
 }
 
 /// One job's outcome.
@@ -49,6 +52,10 @@ impl Intake {
         use futures_util::stream::{self, StreamExt};
         let _leases = LeaseKeeper::start(self.store.clone(), self.worker.clone(), self.lease());
         self.recover().await?;
+        if let (true, false, Some(prefix)) = (opts.batch, opts.letters, &opts.reruns) {
+            let mut each = |r: &RerunReport| on_report(&WorkReport::Rerun(r.clone()));
+            return self.work_rule_batches(prefix, &opts, &mut each).await;
+        }
         let poll = Duration::from_millis(self.cfg.queue.poll_ms);
         let (me, o) = (self, &opts);
         let claims = stream::unfold((), move |()| async move {
@@ -183,7 +190,7 @@ mod tests {
             panic!("a new letter is queued")
         };
         let stop = Arc::new(AtomicBool::new(false));
-        let opts = WorkOptions { drain: true, letters: true, reruns: None, stop };
+        let opts = WorkOptions { drain: true, letters: true, reruns: None, stop, batch: false };
         let mut reports = Vec::new();
         let done = t.intake.work(opts, |r| reports.push(r.clone())).await.expect("work");
         assert_eq!(done, 1);

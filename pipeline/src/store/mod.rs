@@ -8,6 +8,7 @@
 //! rules made (decision, identity, fingerprint, keys) and hands back the candidates it finds;
 //! what they mean is decided by the caller's `settle`.
 
+mod deferred;
 pub mod fixtures;
 mod originals;
 mod queue;
@@ -17,7 +18,10 @@ pub use originals::{
     files_below, move_aside, quarantine_id, unread_tag, write_reason_beside, FileStore, FileStoreError,
 };
 pub use queue::{Job, JobKind, JobState, LetterPayload, NewJob, QueueCounts, QueuedOriginal, RerunPayload, WorkerId};
-pub use runs::{CaseForRerun, CaseSelection, NotReviewable, Review, ReviewBase, ReviewSaved, RunOutcome, RunResult};
+pub use runs::{
+    CaseForRerun, CaseSelection, NotReviewable, Review, ReviewBase, ReviewSaved, RunOutcome, RunResult, SettleAt,
+    StoredForRules,
+};
 
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -177,6 +181,7 @@ pub struct CaseDetail {
 pub struct Store {
     pool: AnyPool,
     is_postgres: bool,
+    fingerprints: FingerprintCache,
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -203,6 +208,16 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // A page cache of 64 MiB instead of SQLite's 2 MiB: an archive's repeat
+                        // index is read through again and again by its lookups.
+                        sqlx::query("PRAGMA cache_size = -65536").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await
             .map_err(|source| StoreError::Open { url: display_url(&url), source })?;
@@ -211,7 +226,7 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         sqlx::migrate!("pipeline/migrations").run(&pool).await?;
-        Ok(Store { pool, is_postgres: !is_sqlite })
+        Ok(Store { pool, is_postgres: !is_sqlite, fingerprints: FingerprintCache::default() })
     }
 
     /// The case already registered for this letter digest, if any.
@@ -270,161 +285,179 @@ impl Store {
         lookup: Option<RepeatLookup<'_>>,
         job_id: Option<&str>,
     ) -> Result<(Registration, Option<Understanding>), StoreError> {
+        let cached = self.fingerprints.transaction();
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
-        if let Some(row) = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
-            .bind(new.letter_sha256.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-        {
-            let existing = parse_case_no(&row.try_get::<String, _>("case_no")?)?;
-            if let Some(job) = job_id {
-                queue::mark_done(&mut tx, job, &existing.to_string()).await?;
-            }
-            tx.commit().await?;
-            return Ok((Registration::Duplicate(existing), None));
+        let done = register_in(&mut tx, &self.fingerprints, new, lookup, job_id).await?;
+        tx.commit().await?;
+        cached.committed();
+        Ok(done)
+    }
+}
+
+/// One registration inside the caller's transaction, which holds the registry lock (see
+/// `Store::register_letter`).
+async fn register_in(
+    tx: &mut sqlx::AnyConnection,
+    cache: &FingerprintCache,
+    new: &NewCase,
+    lookup: Option<RepeatLookup<'_>>,
+    job_id: Option<&str>,
+) -> Result<(Registration, Option<Understanding>), StoreError> {
+    if let Some(row) = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
+        .bind(new.letter_sha256.as_str())
+        .fetch_optional(&mut *tx)
+        .await?
+    {
+        let existing = parse_case_no(&row.try_get::<String, _>("case_no")?)?;
+        if let Some(job) = job_id {
+            queue::mark_done(&mut *tx, job, &existing.to_string()).await?;
         }
-        let mut understood = new.understanding.clone();
-        if let (Some(u), Some(l)) = (understood.as_mut(), lookup) {
-            let candidates = repeat_candidates(&mut tx, &u.lookup_keys, l.limits, None).await?;
-            (l.settle)(u, &candidates);
-        }
-        let now = now_ms();
-        let year = chrono::DateTime::from_timestamp_millis(new.received_at)
-            .map(|t| t.with_timezone(&chrono::Local).format("%Y").to_string())
-            .and_then(|y| y.parse::<i32>().ok())
-            .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
-        let channel = new.channel.code().to_string();
-        let stub = understood.as_ref().is_some_and(Understanding::routing_stub);
-        // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
-        let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
-        // The decision as settled (new facts found now, say) can send the letter to review.
-        let needs_review = new.needs_review || understood.as_ref().is_some_and(|u| u.decision.review);
-        let seq: i64 = sqlx::query(
-            "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 1) \
+        return Ok((Registration::Duplicate(existing), None));
+    }
+    let mut understood = new.understanding.clone();
+    if let (Some(u), Some(l)) = (understood.as_mut(), lookup) {
+        let candidates = repeat_candidates(&mut *tx, cache, &u.lookup_keys, l.limits, None).await?;
+        (l.settle)(u, &candidates);
+    }
+    let now = now_ms();
+    let year = chrono::DateTime::from_timestamp_millis(new.received_at)
+        .map(|t| t.with_timezone(&chrono::Local).format("%Y").to_string())
+        .and_then(|y| y.parse::<i32>().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
+    let channel = new.channel.code().to_string();
+    let stub = understood.as_ref().is_some_and(Understanding::routing_stub);
+    // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
+    let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
+    // The decision as settled (new facts found now, say) can send the letter to review.
+    let needs_review = new.needs_review || understood.as_ref().is_some_and(|u| u.decision.review);
+    let seq: i64 = sqlx::query(
+        "INSERT INTO case_sequences (organ, year, channel, last_seq) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (organ, year, channel) DO UPDATE SET last_seq = case_sequences.last_seq + 1 \
              RETURNING last_seq",
-        )
-        .bind(&new.organ)
-        .bind(i64::from(year))
-        .bind(&channel)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("last_seq")?;
-        let case_no = CaseNo {
-            organ: new.organ.clone(),
-            year,
-            channel: new.channel,
-            seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))?,
-        };
-        let no = case_no.to_string();
-        sqlx::query(
-            "INSERT INTO cases (case_no, organ, year, channel, seq, letter_sha256, source_name, format, \
+    )
+    .bind(&new.organ)
+    .bind(i64::from(year))
+    .bind(&channel)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("last_seq")?;
+    let case_no = CaseNo {
+        organ: new.organ.clone(),
+        year,
+        channel: new.channel,
+        seq: u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("sequence {seq} out of range")))?,
+    };
+    let no = case_no.to_string();
+    sqlx::query(
+        "INSERT INTO cases (case_no, organ, year, channel, seq, letter_sha256, source_name, format, \
              page_count, ocr_confidence, text, status, needs_review, received_at, created_at, updated_at, \
              supersedes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&no)
+    .bind(&new.organ)
+    .bind(i64::from(year))
+    .bind(&channel)
+    .bind(seq)
+    .bind(new.letter_sha256.as_str())
+    .bind(&new.source_name)
+    .bind(new.format.as_str())
+    .bind(new.pages.len() as i64)
+    .bind(new.ocr_confidence.map(f64::from))
+    .bind(if stub { "" } else { new.text.as_str() })
+    .bind(status.as_str())
+    .bind(i64::from(needs_review))
+    .bind(new.received_at)
+    .bind(now)
+    .bind(now)
+    .bind(new.supersedes.as_ref().map(CaseNo::to_string))
+    .execute(&mut *tx)
+    .await?;
+    for (i, o) in new.originals.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at, encoding) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
         )
-        .bind(&no)
-        .bind(&new.organ)
-        .bind(i64::from(year))
-        .bind(&channel)
-        .bind(seq)
-        .bind(new.letter_sha256.as_str())
-        .bind(&new.source_name)
-        .bind(new.format.as_str())
-        .bind(new.pages.len() as i64)
-        .bind(new.ocr_confidence.map(f64::from))
-        .bind(if stub { "" } else { new.text.as_str() })
-        .bind(status.as_str())
-        .bind(i64::from(needs_review))
-        .bind(new.received_at)
+        .bind(o.sha256.as_str())
+        .bind(o.byte_len as i64)
+        .bind(o.format.as_str())
+        .bind(&o.stored_path)
         .bind(now)
-        .bind(now)
-        .bind(new.supersedes.as_ref().map(CaseNo::to_string))
+        .bind(o.encoding.as_deref())
         .execute(&mut *tx)
         .await?;
-        for (i, o) in new.originals.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at, encoding) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
-            )
-            .bind(o.sha256.as_str())
-            .bind(o.byte_len as i64)
-            .bind(o.format.as_str())
-            .bind(&o.stored_path)
-            .bind(now)
-            .bind(o.encoding.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES ($1, $2, $3, $4)")
-                .bind(&no)
-                .bind(i as i64 + 1)
-                .bind(o.sha256.as_str())
-                .bind(&o.file_name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for p in &new.pages {
-            insert_page(&mut tx, &no, p, stub).await?;
-        }
-        let encodings: Vec<&str> = new.originals.iter().filter_map(|o| o.encoding.as_deref()).collect();
-        let mut detail = format!("{} page(s), format {}", new.pages.len(), new.format);
-        if !encodings.is_empty() {
-            detail.push_str(&format!(" ({})", encodings.join(", ")));
-        }
-        if let Some(old) = &new.supersedes {
-            detail.push_str(&format!("; new version of the file registered as {old}, which it supersedes"));
-        }
-        if let Some(reason) = &new.manual {
-            detail.push_str(&format!("; manual handling: {reason}"));
-        }
-        if let Some(d) = &understood {
-            write_understanding(&mut tx, &no, d, new.received_at, now).await?;
-            runs::insert_run(
-                &mut tx,
-                &no,
-                runs::RunRecord {
-                    kind: RunKind::Intake,
-                    ocr_engine: new.ocr_engine.as_deref(),
-                    text: &new.text,
-                    decision: &d.decision,
-                    applied: true,
-                    differs: false,
-                },
-                now,
-            )
-            .await?;
-            let dd = &d.decision;
-            detail.push_str(&format!(
-                "; {} {}{}{}",
-                dd.class.as_str(),
-                dd.handling_level.map_or("", |l| l.as_str()),
-                dd.repeat_of.as_ref().map_or(String::new(), |r| format!(", repeat of {r}")),
-                if stub { ", routing stub only (上级)" } else { "" }
-            ));
-        }
-        sqlx::query("INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES ($1, 1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES ($1, $2, $3, $4)")
             .bind(&no)
-            .bind(now)
-            .bind("intake")
-            .bind(status.as_str())
-            .bind(detail)
+            .bind(i as i64 + 1)
+            .bind(o.sha256.as_str())
+            .bind(&o.file_name)
             .execute(&mut *tx)
             .await?;
-        if let Some(old) = &new.supersedes {
-            let old = old.to_string();
-            runs::flag_for_review(&mut tx, &old, now).await?;
-            let why = format!(
-                "the file changed after it was registered; its new version is {no}: check which holds the whole letter"
-            );
-            runs::insert_event(&mut tx, &old, "intake", "superseded", &why, now).await?;
-        }
-        if let Some(job) = job_id {
-            queue::mark_done(&mut tx, job, &no).await?;
-        }
-        tx.commit().await?;
-        Ok((Registration::Registered(case_no), understood))
     }
+    for p in &new.pages {
+        insert_page(&mut *tx, &no, p, stub).await?;
+    }
+    let encodings: Vec<&str> = new.originals.iter().filter_map(|o| o.encoding.as_deref()).collect();
+    let mut detail = format!("{} page(s), format {}", new.pages.len(), new.format);
+    if !encodings.is_empty() {
+        detail.push_str(&format!(" ({})", encodings.join(", ")));
+    }
+    if let Some(old) = &new.supersedes {
+        detail.push_str(&format!("; new version of the file registered as {old}, which it supersedes"));
+    }
+    if let Some(reason) = &new.manual {
+        detail.push_str(&format!("; manual handling: {reason}"));
+    }
+    if let Some(d) = &understood {
+        runs::write_decision_row(&mut *tx, &no, &d.decision, now).await?;
+        let none = Stored { identity: false, keys: Some(&std::collections::BTreeSet::new()) };
+        write_understanding(&mut *tx, cache, &no, d, new.received_at, now, none).await?;
+        runs::insert_run(
+            &mut *tx,
+            &no,
+            runs::RunRecord {
+                kind: RunKind::Intake,
+                ocr_engine: new.ocr_engine.as_deref(),
+                text: &new.text,
+                decision: &d.decision,
+                applied: true,
+                differs: false,
+            },
+            now,
+        )
+        .await?;
+        let dd = &d.decision;
+        detail.push_str(&format!(
+            "; {} {}{}{}",
+            dd.class.as_str(),
+            dd.handling_level.map_or("", |l| l.as_str()),
+            dd.repeat_of.as_ref().map_or(String::new(), |r| format!(", repeat of {r}")),
+            if stub { ", routing stub only (上级)" } else { "" }
+        ));
+    }
+    sqlx::query("INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES ($1, 1, $2, $3, $4, $5)")
+        .bind(&no)
+        .bind(now)
+        .bind("intake")
+        .bind(status.as_str())
+        .bind(detail)
+        .execute(&mut *tx)
+        .await?;
+    if let Some(old) = &new.supersedes {
+        let old = old.to_string();
+        runs::flag_for_review(&mut *tx, &old, now).await?;
+        let why = format!(
+            "the file changed after it was registered; its new version is {no}: check which holds the whole letter"
+        );
+        runs::insert_event(&mut *tx, &old, "intake", "superseded", &why, now).await?;
+    }
+    if let Some(job) = job_id {
+        queue::mark_done(&mut *tx, job, &no).await?;
+    }
+    Ok((Registration::Registered(case_no), understood))
+}
 
+impl Store {
     /// The most recent cases, newest first.
     pub async fn list(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -513,16 +546,7 @@ impl Store {
                 .bind(&no)
                 .fetch_optional(&self.pool)
                 .await?;
-        row.map(|r| {
-            Ok(ReporterIdentity {
-                name: r.try_get("name")?,
-                phone: r.try_get("phone")?,
-                id_number: r.try_get("id_number")?,
-                address: r.try_get("address")?,
-                unit: r.try_get("unit")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(identity_from_row).transpose()
     }
 
     /// Number of registered cases.
@@ -536,18 +560,29 @@ impl Store {
     }
 }
 
-/// Makes an understanding the case's standing one: the decision row, the reporter's
-/// identity (kept when one is stored already), the fingerprint and its index keys (replacing
-/// earlier ones). Registration and re-runs both write through this.
+/// What a case already has stored, as far as the writer knows: an identity, and its repeat
+/// keys (`None`: unknown, replaced whatever they are; the same as the new ones: left).
+pub(crate) struct Stored<'a> {
+    pub identity: bool,
+    pub keys: Option<&'a std::collections::BTreeSet<String>>,
+}
+
+/// Makes an understanding the case's standing one, but for its decision row (which the
+/// caller writes): the reporter's identity (kept when one is stored already), the
+/// fingerprint and its index keys (replacing earlier ones, left as they are when the same).
+/// Registration and re-runs both write through this; the caller says what it knows is
+/// stored (`Stored`).
 async fn write_understanding(
     conn: &mut sqlx::AnyConnection,
+    cache: &FingerprintCache,
     no: &str,
     u: &Understanding,
     received_at: i64,
     now: i64,
+    stored: Stored<'_>,
 ) -> Result<(), StoreError> {
-    runs::write_decision_row(&mut *conn, no, &u.decision, now).await?;
-    if !u.identity.is_empty() {
+    let Stored { identity: identity_stored, keys: stored_keys } = stored;
+    if !u.identity.is_empty() && !identity_stored {
         let id = &u.identity;
         sqlx::query(
             "INSERT INTO reporter_identities (case_no, name, phone, id_number, address, unit, created_at) \
@@ -564,26 +599,41 @@ async fn write_understanding(
         .await?;
     }
     let root = u.decision.repeat_of.clone().unwrap_or_else(|| no.to_string());
-    sqlx::query("DELETE FROM case_fingerprints WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
-    insert_fingerprint(&mut *conn, no, &root, &u.fingerprint).await?;
-    sqlx::query("DELETE FROM repeat_keys WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
+    insert_fingerprint(&mut *conn, cache, no, &root, &u.fingerprint).await?;
+    // A re-run whose keys are the ones stored (the same person, the same words) leaves them.
+    let keys: std::collections::BTreeSet<String> = u.keys.iter().cloned().collect();
+    if stored_keys == Some(&keys) {
+        return Ok(());
+    }
+    if stored_keys.is_none_or(|k| !k.is_empty()) {
+        sqlx::query("DELETE FROM repeat_keys WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
+    }
     insert_keys(&mut *conn, no, &u.keys, received_at).await
 }
 
-/// Writes a case's fingerprint, with the earliest case of its matter.
+/// Writes (or replaces) a case's fingerprint, with the earliest case of its matter.
 async fn insert_fingerprint(
     conn: &mut sqlx::AnyConnection,
+    cache: &FingerprintCache,
     no: &str,
     root: &str,
     fp: &Fingerprint,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
-    sqlx::query("INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3)")
-        .bind(no)
-        .bind(root)
-        .bind(json)
-        .execute(conn)
-        .await?;
+    let version: i64 = sqlx::query(
+        "INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3) \
+         ON CONFLICT (case_no) DO UPDATE SET root_case = excluded.root_case, fingerprint = excluded.fingerprint, \
+         version = case_fingerprints.version + 1 RETURNING version",
+    )
+    .bind(no)
+    .bind(root)
+    .bind(json)
+    .fetch_one(conn)
+    .await?
+    .try_get("version")?;
+    // Cached as written; the caller's `FingerprintCache::transaction` forgets it should the
+    // transaction not commit.
+    cache.put(no, version, root, fp);
     Ok(())
 }
 
@@ -615,6 +665,7 @@ async fn insert_keys(conn: &mut sqlx::AnyConnection, no: &str, keys: &[String], 
 /// itself (a re-run compares a case with the letters that came before it).
 async fn repeat_candidates(
     conn: &mut sqlx::AnyConnection,
+    cache: &FingerprintCache,
     keys: &[LookupKey],
     limits: CandidateLimits,
     before: Option<(i64, &str)>,
@@ -637,9 +688,15 @@ async fn repeat_candidates(
             )
         })
         .collect();
+    // The fingerprints' versions come back with the ranking: a fingerprint read before is
+    // taken from `cache` when its version is the same, and only the others are read again.
+    // One row back, the letters listed in it: SQLite's driver hands every row across a
+    // thread, so forty rows cost forty hand-offs.
+    let agg = if conn.backend_name() == "PostgreSQL" { "string_agg" } else { "group_concat" };
     let sql = format!(
-        "SELECT case_no, SUM(w) AS weight, MAX(at) AS at FROM ({}) AS shared WHERE case_no <> $3 \
-         GROUP BY case_no ORDER BY weight DESC, at DESC, case_no LIMIT $4",
+        "SELECT {agg}(s.case_no || ' ' || s.at || ' ' || f.version, ',') AS list FROM (SELECT case_no, SUM(w) AS weight, \
+         MAX(at) AS at FROM ({}) AS shared WHERE case_no <> $3 GROUP BY case_no ORDER BY weight DESC, at DESC, case_no \
+         LIMIT $4) AS s JOIN case_fingerprints f ON f.case_no = s.case_no",
         parts.join(" UNION ALL ")
     );
     let this = before.map_or("", |(_, c)| c);
@@ -647,18 +704,37 @@ async fn repeat_candidates(
     for k in &keys {
         q = q.bind(k.key.as_str()).bind(i64::from(k.weight));
     }
-    let mut ranked = Vec::new();
-    for row in q.fetch_all(&mut *conn).await? {
-        let case_no: String = row.try_get("case_no")?;
-        let at: i64 = row.try_get("at")?;
-        ranked.push((case_no, at));
+    let list: Option<String> = q.fetch_one(&mut *conn).await?.try_get("list")?;
+    let mut out = Vec::new();
+    let mut missing: Vec<(String, i64)> = Vec::new();
+    {
+        let mut cached = cache.lock();
+        for item in list.as_deref().unwrap_or("").split(',').filter(|i| !i.is_empty()) {
+            let mut f = item.split(' ');
+            let (Some(case_no), Some(at), Some(version)) = (f.next(), f.next(), f.next()) else {
+                return Err(StoreError::Corrupt(format!("repeat lookup row {item}")));
+            };
+            let bad = || StoreError::Corrupt(format!("repeat lookup row {item}"));
+            let at: i64 = at.parse().map_err(|_| bad())?;
+            let version: i64 = version.parse().map_err(|_| bad())?;
+            match cached.get(case_no, version) {
+                Some(c) => out.push((
+                    at,
+                    Candidate {
+                        case_no: case_no.to_string(),
+                        root: c.root.clone(),
+                        fingerprint: c.fingerprint.clone(),
+                    },
+                )),
+                None => missing.push((case_no.to_string(), at)),
+            }
+        }
     }
-    let at_of: std::collections::HashMap<&str, i64> = ranked.iter().map(|(c, at)| (c.as_str(), *at)).collect();
-    let mut out = Vec::with_capacity(ranked.len());
-    for chunk in ranked.chunks(400) {
+    let at_of: std::collections::HashMap<&str, i64> = missing.iter().map(|(c, at)| (c.as_str(), *at)).collect();
+    for chunk in missing.chunks(400) {
         let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "SELECT case_no, root_case, fingerprint FROM case_fingerprints WHERE case_no IN ({})",
+            "SELECT case_no, root_case, fingerprint, version FROM case_fingerprints WHERE case_no IN ({})",
             marks.join(", ")
         );
         let mut q = sqlx::query(&sql);
@@ -669,12 +745,99 @@ async fn repeat_candidates(
             let case_no: String = row.try_get("case_no")?;
             let fingerprint: Fingerprint = serde_json::from_str(&row.try_get::<String, _>("fingerprint")?)
                 .map_err(|e| StoreError::Corrupt(format!("fingerprint of {case_no}: {e}")))?;
+            let root: String = row.try_get("root_case")?;
+            cache.put(&case_no, row.try_get("version")?, &root, &fingerprint);
             let at = at_of.get(case_no.as_str()).copied().unwrap_or_default();
-            out.push((at, Candidate { case_no, root: row.try_get("root_case")?, fingerprint }));
+            out.push((at, Candidate { case_no, root, fingerprint }));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.case_no.cmp(&b.1.case_no)));
     Ok(out.into_iter().map(|(_, c)| c).collect())
+}
+
+/// Fingerprints read by this process, by case, with the version they were read at (bumped
+/// at every write of a fingerprint, by any process), so that a repeat lookup reads and parses
+/// again only those that changed or were not read yet. Bounded: two generations of at most
+/// `GENERATION` entries (about 2 KiB each); when the newer is full the older is dropped, so
+/// the fingerprints lookups keep asking for stay.
+#[derive(Clone, Default)]
+pub(crate) struct FingerprintCache(std::sync::Arc<std::sync::Mutex<Generations>>);
+
+#[derive(Default)]
+pub(crate) struct Generations {
+    new: std::collections::HashMap<String, CachedFingerprint>,
+    old: std::collections::HashMap<String, CachedFingerprint>,
+}
+
+impl Generations {
+    /// The entry of `case_no` at `version` (moved to the newer generation when found in the
+    /// older one).
+    fn get(&mut self, case_no: &str, version: i64) -> Option<&CachedFingerprint> {
+        if !self.new.contains_key(case_no) {
+            let found = self.old.remove(case_no)?;
+            self.insert(case_no.to_string(), found);
+        }
+        self.new.get(case_no).filter(|c| c.version == version)
+    }
+
+    fn insert(&mut self, case_no: String, entry: CachedFingerprint) {
+        if self.new.len() >= FingerprintCache::GENERATION {
+            self.old = std::mem::take(&mut self.new);
+        }
+        self.new.insert(case_no, entry);
+    }
+
+    fn clear(&mut self) {
+        self.new.clear();
+        self.old.clear();
+    }
+}
+
+/// See `FingerprintCache::transaction`.
+pub(crate) struct CacheTransaction<'a> {
+    cache: &'a FingerprintCache,
+    committed: bool,
+}
+
+impl CacheTransaction<'_> {
+    fn committed(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for CacheTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.cache.lock().clear();
+        }
+    }
+}
+
+pub(crate) struct CachedFingerprint {
+    version: i64,
+    root: String,
+    fingerprint: Fingerprint,
+}
+
+impl FingerprintCache {
+    /// Entries per generation.
+    const GENERATION: usize = 25_000;
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Generations> {
+        // The maps hold no invariant a panicking holder could break.
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Empties the cache when dropped before `committed` is called: what a transaction
+    /// that rolled back put in it (a version the store does not hold) is never used.
+    fn transaction(&self) -> CacheTransaction<'_> {
+        CacheTransaction { cache: self, committed: false }
+    }
+
+    fn put(&self, case_no: &str, version: i64, root: &str, fingerprint: &Fingerprint) {
+        let entry = CachedFingerprint { version, root: root.to_string(), fingerprint: fingerprint.clone() };
+        self.lock().insert(case_no.to_string(), entry);
+    }
 }
 
 /// Writes one page row; a routing stub's page keeps no text and no boxes.
@@ -758,6 +921,16 @@ fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
         needs_review: r.try_get::<i64, _>("needs_review")? != 0,
         received_at: r.try_get("received_at")?,
         chars: text.chars().filter(|c| !c.is_whitespace()).count(),
+    })
+}
+
+fn identity_from_row(r: &AnyRow) -> Result<ReporterIdentity, StoreError> {
+    Ok(ReporterIdentity {
+        name: r.try_get("name")?,
+        phone: r.try_get("phone")?,
+        id_number: r.try_get("id_number")?,
+        address: r.try_get("address")?,
+        unit: r.try_get("unit")?,
     })
 }
 

@@ -188,6 +188,62 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Adds many jobs as `enqueue` does, a few hundred to a statement and all in one
+    /// transaction; their queue order (`created_at`, a millisecond apart from now) is the
+    /// order given, so they are claimed in that order. Returns how many were added or
+    /// re-queued.
+    pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
+        const ROWS: usize = 200; // 9 parameters a row: under SQLite's 32,766 and PostgreSQL's 65,535
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for (c, chunk) in jobs.chunks(ROWS).enumerate() {
+            let marks: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = 9 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6,
+                        b + 7,
+                        b + 8,
+                        b + 9,
+                        b + 8
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
+                 max_attempts, not_before, created_at, updated_at) VALUES {} \
+                 ON CONFLICT (job_id) DO UPDATE SET state = 'queued', attempts = 0, not_before = excluded.not_before, \
+                 last_error = NULL, result = NULL, updated_at = excluded.updated_at, \
+                 source_name = excluded.source_name, payload = excluded.payload WHERE jobs.state = 'failed'",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (i, job) in chunk.iter().enumerate() {
+                let order = now + (c * ROWS + i) as i64;
+                q = q
+                    .bind(&job.job_id)
+                    .bind(job.kind.as_str())
+                    .bind(job.letter_sha256.as_deref())
+                    .bind(job.case_no.as_deref())
+                    .bind(&job.source_name)
+                    .bind(&job.payload)
+                    .bind(i64::from(job.max_attempts))
+                    .bind(now)
+                    .bind(order);
+            }
+            added += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
     /// Adds a job already claimed by `worker` (one commit instead of two, for a process that
     /// queues a letter to work it itself). `None` when a job with this id exists: then
     /// `enqueue` and `claim_job` decide.
@@ -230,24 +286,50 @@ impl Store {
         prefix: Option<&str>,
         lease_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
+        Ok(self.claim_batch(worker, kind, prefix, 1, lease_ms).await?.pop())
+    }
+
+    /// Claims up to `n` ready jobs of `kind` (see `claim`), oldest first, in the order they
+    /// were queued. Jobs whose lease expired come first; then queued jobs, read in claim
+    /// order through the `jobs_claim` index, so a claim costs the same with ten jobs queued
+    /// or a million. On PostgreSQL, rows another worker is claiming are skipped.
+    pub async fn claim_batch(
+        &self,
+        worker: &WorkerId,
+        kind: JobKind,
+        prefix: Option<&str>,
+        n: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<Job>, StoreError> {
         let now = now_ms();
         let lock = if self.is_postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
-             updated_at = $3 WHERE job_id = (SELECT job_id FROM jobs WHERE kind = $4 AND job_id LIKE $5 AND \
-             ((state = 'queued' AND not_before <= $3) OR (state = 'running' AND lease_until < $3 AND worker <> $1)) \
-             ORDER BY created_at, job_id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
-        );
         let like = format!("{}%", prefix.unwrap_or(""));
-        let row = sqlx::query(&sql)
-            .bind(worker.as_str())
-            .bind(now + lease_ms)
-            .bind(now)
-            .bind(kind.as_str())
-            .bind(like)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(job_from_row).transpose()
+        let mut jobs = Vec::new();
+        for (state, ready) in [("running", "lease_until < $3 AND worker <> $1"), ("queued", "not_before <= $3")] {
+            let want = n.saturating_sub(jobs.len());
+            if want == 0 {
+                break;
+            }
+            let sql = format!(
+                "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
+                 updated_at = $3 WHERE job_id IN (SELECT job_id FROM jobs WHERE kind = $4 AND state = '{state}' AND \
+                 {ready} AND job_id LIKE $5 ORDER BY created_at, job_id LIMIT $6{lock}) RETURNING {JOB_COLUMNS}"
+            );
+            let rows = sqlx::query(&sql)
+                .bind(worker.as_str())
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(kind.as_str())
+                .bind(&like)
+                .bind(want as i64)
+                .fetch_all(&self.pool)
+                .await?;
+            for r in &rows {
+                jobs.push(job_from_row(r)?);
+            }
+        }
+        jobs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.job_id.cmp(&b.job_id)));
+        Ok(jobs)
     }
 
     /// Claims one given job if it is ready (see `claim`).

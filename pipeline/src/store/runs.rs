@@ -8,13 +8,15 @@
 //!
 //! **Invariant:** nothing here ever overwrites a `case_reviews` row except `record_review`.
 
+use super::deferred::{Deferred, RunRow};
 use super::{
-    now_ms, parse_case_no, queue, repeat_candidates, stored_decision, take_registry_lock, write_understanding,
-    RepeatLookup, Store, StoreError,
+    identity_from_row, now_ms, parse_case_no, queue, repeat_candidates, stored_decision, take_registry_lock,
+    write_understanding, RepeatLookup, Store, StoreError, Stored,
 };
 use crate::digest::sha256;
 use serde::Serialize;
 use sqlx::Row;
+use xinfang_models::{Candidate, CandidateLimits};
 use xinfang_models::{CaseNo, Decision, InputFormat, PageText, ReporterIdentity, RunKind, Understanding};
 
 /// A run to record.
@@ -34,18 +36,13 @@ pub(super) async fn insert_run(
     r: RunRecord<'_>,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let run_no: i64 = sqlx::query("SELECT COALESCE(MAX(run_no), 0) + 1 AS n FROM case_runs WHERE case_no = $1")
-        .bind(no)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get("n")?;
     let json = serde_json::to_string(r.decision).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
-    sqlx::query(
+    let row = sqlx::query(
         "INSERT INTO case_runs (case_no, run_no, kind, ocr_engine, rules_version, text_sha256, decision, applied, \
-         differs, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         differs, at) SELECT $1, COALESCE(MAX(run_no), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9 \
+         FROM case_runs WHERE case_no = $1 RETURNING run_no",
     )
     .bind(no)
-    .bind(run_no)
     .bind(r.kind.as_str())
     .bind(r.ocr_engine)
     .bind(&r.decision.rules_version)
@@ -54,9 +51,9 @@ pub(super) async fn insert_run(
     .bind(i64::from(r.applied))
     .bind(i64::from(r.differs))
     .bind(now)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(run_no)
+    Ok(row.try_get("run_no")?)
 }
 
 /// Appends an event to a case's log.
@@ -100,11 +97,15 @@ pub(super) async fn write_decision_row(
     now: i64,
 ) -> Result<(), StoreError> {
     let json = serde_json::to_string(dd).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))?;
-    sqlx::query("DELETE FROM case_decisions WHERE case_no = $1").bind(no).execute(&mut *conn).await?;
     sqlx::query(
         "INSERT INTO case_decisions (case_no, rules_version, class, in_scope, named, handling_level, forward_to, \
          repeat_of, new_facts_of, review, score, decision, decided_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (case_no) DO UPDATE SET rules_version = excluded.rules_version, class = excluded.class, \
+         in_scope = excluded.in_scope, named = excluded.named, handling_level = excluded.handling_level, \
+         forward_to = excluded.forward_to, repeat_of = excluded.repeat_of, new_facts_of = excluded.new_facts_of, \
+         review = excluded.review, score = excluded.score, decision = excluded.decision, \
+         decided_at = excluded.decided_at",
     )
     .bind(no)
     .bind(&dd.rules_version)
@@ -124,6 +125,100 @@ pub(super) async fn write_decision_row(
     Ok(())
 }
 
+/// Completes a re-run's understanding as `Settle` does, given the case's date of receipt
+/// (Unix ms): a batch of re-runs settles each case against the letters before it.
+pub type SettleAt<'a> = &'a (dyn Fn(i64, &mut Understanding, &[Candidate]) + Sync);
+
+/// What a case has stored that a re-run compares itself with: the reviewer's decision, the
+/// standing decision, the rules' last suggestion, and its repeat keys.
+#[derive(Debug, Default)]
+struct Prior {
+    reviewed: Option<Decision>,
+    standing: Option<Decision>,
+    previous: Option<Decision>,
+    keys: Option<std::collections::BTreeSet<String>>,
+    /// The numbers of the case's last run and last event.
+    last_run: i64,
+    last_event: i64,
+}
+
+impl Prior {
+    /// One case's (its repeat keys not read: they are replaced whatever they are).
+    async fn of_one(conn: &mut sqlx::AnyConnection, no: &str) -> Result<Prior, StoreError> {
+        let reviewed = stored_decision(&mut *conn, "case_reviews", no).await?;
+        let standing = stored_decision(&mut *conn, "case_decisions", no).await?;
+        let (previous, last_run) =
+            match sqlx::query("SELECT run_no, decision FROM case_runs WHERE case_no = $1 ORDER BY run_no DESC LIMIT 1")
+                .bind(no)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
+                Some(r) => {
+                    (Some(parse_decision(&r.try_get::<String, _>("decision")?, "run", no)?), r.try_get("run_no")?)
+                }
+                None => (None, 0),
+            };
+        let last_event: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM case_events WHERE case_no = $1")
+            .bind(no)
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get("n")?;
+        Ok(Prior { reviewed, standing, previous, keys: None, last_run, last_event })
+    }
+
+    /// Many cases', a few statements for them all.
+    async fn of_many(
+        conn: &mut sqlx::AnyConnection,
+        nos: &[String],
+    ) -> Result<std::collections::HashMap<String, Prior>, StoreError> {
+        let mut out: std::collections::HashMap<String, Prior> =
+            nos.iter().map(|n| (n.clone(), Prior { keys: Some(Default::default()), ..Prior::default() })).collect();
+        for chunk in nos.chunks(IN_LIST) {
+            let list = in_list(chunk.len());
+            let queries = [
+                format!("SELECT case_no, decision FROM case_reviews WHERE case_no IN ({list})"),
+                format!("SELECT case_no, decision FROM case_decisions WHERE case_no IN ({list})"),
+                format!(
+                    "SELECT r.case_no, r.decision, r.run_no AS n FROM case_runs r WHERE r.case_no IN ({list}) \
+                     AND r.run_no = (SELECT MAX(run_no) FROM case_runs m WHERE m.case_no = r.case_no)"
+                ),
+            ];
+            for (which, sql) in queries.iter().enumerate() {
+                for r in bind_all(sqlx::query(sql), chunk).fetch_all(&mut *conn).await? {
+                    let no: String = r.try_get("case_no")?;
+                    let d = parse_decision(&r.try_get::<String, _>("decision")?, "decision", &no)?;
+                    if let Some(p) = out.get_mut(&no) {
+                        if which == 2 {
+                            p.last_run = r.try_get("n")?;
+                        }
+                        *[&mut p.reviewed, &mut p.standing, &mut p.previous][which] = Some(d);
+                    }
+                }
+            }
+            let sql =
+                format!("SELECT case_no, MAX(seq) AS n FROM case_events WHERE case_no IN ({list}) GROUP BY case_no");
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&mut *conn).await? {
+                let no: String = r.try_get("case_no")?;
+                if let Some(p) = out.get_mut(&no) {
+                    p.last_event = r.try_get("n")?;
+                }
+            }
+            let sql = format!("SELECT case_no, key FROM repeat_keys WHERE case_no IN ({list})");
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&mut *conn).await? {
+                let no: String = r.try_get("case_no")?;
+                if let Some(keys) = out.get_mut(&no).and_then(|p| p.keys.as_mut()) {
+                    keys.insert(r.try_get("key")?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn parse_decision(json: &str, what: &str, no: &str) -> Result<Decision, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what} of {no}: {e}")))
+}
+
 /// A stored case as a re-run needs it.
 #[derive(Debug, Clone)]
 pub struct CaseForRerun {
@@ -139,6 +234,34 @@ pub struct CaseForRerun {
     /// The reporter's identity, read for the re-run (the read is recorded).
     pub identity: ReporterIdentity,
 }
+
+/// A case as a rules-only re-run reads it (see `Store::cases_for_rules_rerun`).
+#[derive(Debug, Clone)]
+pub struct StoredForRules {
+    pub case: CaseForRerun,
+    /// The stored letter text, the reporter's identity marked (〔举报人姓名〕 …).
+    pub text: String,
+    /// A page of the case asks for review (blank, low OCR confidence).
+    pub pages_need_review: bool,
+}
+
+/// Case numbers per `IN (…)` list: well under every backend's parameter limit.
+const IN_LIST: usize = 400;
+
+/// `$1, $2, …, $n`.
+fn in_list(n: usize) -> String {
+    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Binds each of `values` in order.
+fn bind_all<'q>(mut q: AnyQuery<'q>, values: &'q [String]) -> AnyQuery<'q> {
+    for v in values {
+        q = q.bind(v.as_str());
+    }
+    q
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
 
 /// What a review is made on (see `Store::review_base`).
 #[derive(Debug, Clone)]
@@ -203,8 +326,10 @@ pub enum RunOutcome {
 }
 
 impl Store {
-    /// A case with what a re-run needs; `None` when it does not exist.
-    pub async fn case_for_rerun(&self, case_no: &CaseNo) -> Result<Option<CaseForRerun>, StoreError> {
+    /// A case with what a re-run needs; `None` when it does not exist. The reporter's
+    /// identity is read for the re-run `run_key`, whose use of identities is recorded (once
+    /// per run, see `record_run_identity_use`).
+    pub async fn case_for_rerun(&self, case_no: &CaseNo, run_key: &str) -> Result<Option<CaseForRerun>, StoreError> {
         let no = case_no.to_string();
         let Some(detail) = self.show(case_no).await? else { return Ok(None) };
         let rows = sqlx::query(
@@ -225,10 +350,8 @@ impl Store {
             });
         }
         let stub = self.decision(case_no).await?.is_some_and(|d| d.routes_up());
-        let identity = self
-            .read_identity(case_no, "xinfang reprocess", "system", "re-run the rules over the letter")
-            .await?
-            .unwrap_or_default();
+        self.record_run_identity_use(run_key, 1).await?;
+        let identity = self.identities_of(std::slice::from_ref(&no)).await?.remove(&no).unwrap_or_default();
         let is_folder = originals.len() > 1
             || detail.letter_sha256 != originals.first().map_or(String::new(), |o| o.sha256.to_string());
         Ok(Some(CaseForRerun {
@@ -241,6 +364,101 @@ impl Store {
             stub,
             identity,
         }))
+    }
+
+    /// Cases as a rules-only re-run reads them, in bulk (a few statements for a whole batch):
+    /// the stored text, whether a page asks for review, whether the case is a routing stub,
+    /// and the reporter's identity. The caller has recorded the run's use of identities
+    /// (`record_run_identity_use`) first. Cases that do not exist are left out. `originals`
+    /// and `pages` are left empty: the rules read the text. Reads only.
+    pub async fn cases_for_rules_rerun(&self, cases: &[CaseNo]) -> Result<Vec<StoredForRules>, StoreError> {
+        let nos: Vec<String> = cases.iter().map(ToString::to_string).collect();
+        let mut found = std::collections::HashMap::new();
+        let mut flagged = std::collections::HashSet::new();
+        let mut stubs = std::collections::HashSet::new();
+        for chunk in nos.chunks(IN_LIST) {
+            let list = in_list(chunk.len());
+            let sql = format!("SELECT case_no, received_at, format, text FROM cases WHERE case_no IN ({list})");
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&self.pool).await? {
+                let no: String = r.try_get("case_no")?;
+                found.insert(
+                    no,
+                    (
+                        r.try_get::<i64, _>("received_at")?,
+                        r.try_get::<String, _>("format")?,
+                        r.try_get::<String, _>("text")?,
+                    ),
+                );
+            }
+            let sql = format!("SELECT DISTINCT case_no FROM pages WHERE flags <> '' AND case_no IN ({list})");
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&self.pool).await? {
+                flagged.insert(r.try_get::<String, _>("case_no")?);
+            }
+            let sql = format!(
+                "SELECT case_no FROM case_decisions WHERE in_scope = 1 AND handling_level = '{}' AND case_no IN ({list})",
+                xinfang_models::HandlingLevel::Higher.as_str()
+            );
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&self.pool).await? {
+                stubs.insert(r.try_get::<String, _>("case_no")?);
+            }
+        }
+        let present: Vec<String> = nos.iter().filter(|no| found.contains_key(*no)).cloned().collect();
+        let mut identities = self.identities_of(&present).await?;
+        let mut out = Vec::with_capacity(present.len());
+        for (case_no, no) in cases.iter().zip(&nos) {
+            let Some((received_at, format, text)) = found.remove(no) else { continue };
+            out.push(StoredForRules {
+                pages_need_review: flagged.contains(no),
+                text,
+                case: CaseForRerun {
+                    case_no: case_no.clone(),
+                    received_at,
+                    format: InputFormat::parse(&format).unwrap_or(InputFormat::Text),
+                    is_folder: false,
+                    originals: Vec::new(),
+                    pages: Vec::new(),
+                    stub: stubs.contains(no),
+                    identity: identities.remove(no).unwrap_or_default(),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records that the re-run `run_key` reads reporters' identities (`cases` more of them):
+    /// one audit entry per run, counting its cases, written before the identities are read.
+    pub async fn record_run_identity_use(&self, run_key: &str, cases: i64) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO identity_run_reads (run_key, reader, role, purpose, cases, first_at, last_at) \
+             VALUES ($1, 'xinfang reprocess', 'system', 're-run the rules over the letters', $2, $3, $3) \
+             ON CONFLICT (run_key) DO UPDATE SET cases = identity_run_reads.cases + excluded.cases, \
+             last_at = excluded.last_at",
+        )
+        .bind(run_key)
+        .bind(cases)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The reporters' identities of `cases` (those that have one). Callers record the read.
+    async fn identities_of(
+        &self,
+        cases: &[String],
+    ) -> Result<std::collections::HashMap<String, ReporterIdentity>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in cases.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT case_no, name, phone, id_number, address, unit FROM reporter_identities WHERE case_no IN ({})",
+                in_list(chunk.len())
+            );
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&self.pool).await? {
+                out.insert(r.try_get("case_no")?, identity_from_row(&r)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The reviewer's decision of a case, if one was made.
@@ -365,30 +583,75 @@ impl Store {
         lookup: RepeatLookup<'_>,
         job_id: Option<&str>,
     ) -> Result<RunOutcome, StoreError> {
-        let no = case.case_no.to_string();
-        let now = now_ms();
+        let cached = self.fingerprints.transaction();
         let mut tx = self.pool.begin().await?;
         take_registry_lock(&mut tx).await?;
+        let mut deferred = Deferred::new(now_ms());
+        let prior = Prior::of_one(&mut tx, &case.case_no.to_string()).await?;
+        let outcome = self.apply_in(&mut tx, (case, run, job_id), lookup, prior, &mut deferred).await?;
+        deferred.flush(&mut tx).await?;
+        tx.commit().await?;
+        cached.committed();
+        Ok(outcome)
+    }
+
+    /// Stores many re-runs, in the order given (the order the letters were received), in
+    /// one transaction under the registry lock: each is settled and stored as `apply_run`
+    /// does, and each sees what the ones before it in the batch wrote (their new repeat
+    /// keys, their new decisions), so a batch decides exactly as one letter at a time would.
+    /// `settle` is given each case's date of receipt. Either every run of the batch is
+    /// stored and its job done, or none.
+    pub async fn apply_runs(
+        &self,
+        runs: &[(&CaseForRerun, &RunResult, &str)],
+        limits: CandidateLimits,
+        settle: SettleAt<'_>,
+    ) -> Result<Vec<RunOutcome>, StoreError> {
+        let now = now_ms();
+        let cached = self.fingerprints.transaction();
+        let mut tx = self.pool.begin().await?;
+        take_registry_lock(&mut tx).await?;
+        // What each case has stored, read for the whole batch at once: a case's run writes
+        // only its own rows, so what the ones before it wrote does not change this.
+        let nos: Vec<String> = runs.iter().map(|(c, _, _)| c.case_no.to_string()).collect();
+        let mut prior = Prior::of_many(&mut tx, &nos).await?;
+        let mut outcomes = Vec::with_capacity(runs.len());
+        let mut deferred = Deferred::new(now);
+        for ((case, run, job_id), no) in runs.iter().zip(&nos) {
+            let at = case.received_at;
+            let one = |u: &mut Understanding, c: &[Candidate]| settle(at, u, c);
+            let lookup = RepeatLookup { limits, settle: &one };
+            let p = prior.remove(no).unwrap_or_default();
+            outcomes.push(self.apply_in(&mut tx, (case, run, Some(job_id)), lookup, p, &mut deferred).await?);
+        }
+        deferred.flush(&mut tx).await?;
+        tx.commit().await?;
+        cached.committed();
+        Ok(outcomes)
+    }
+
+    /// One re-run, settled and stored inside the caller's transaction (which holds the
+    /// registry lock).
+    async fn apply_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        (case, run, job_id): (&CaseForRerun, &RunResult, Option<&str>),
+        lookup: RepeatLookup<'_>,
+        prior: Prior,
+        deferred: &mut Deferred,
+    ) -> Result<RunOutcome, StoreError> {
+        let no = case.case_no.to_string();
         let mut decided = run.understanding.clone();
-        let candidates =
-            repeat_candidates(&mut tx, &decided.lookup_keys, lookup.limits, Some((case.received_at, no.as_str())))
-                .await?;
+        let candidates = repeat_candidates(
+            &mut *tx,
+            &self.fingerprints,
+            &decided.lookup_keys,
+            lookup.limits,
+            Some((case.received_at, no.as_str())),
+        )
+        .await?;
         (lookup.settle)(&mut decided, &candidates);
-        let reviewed = stored_decision(&mut tx, "case_reviews", &no).await?;
-        let standing = stored_decision(&mut tx, "case_decisions", &no).await?;
-        // The rules' last suggestion: a reviewer who overruled it need not be told again.
-        let previous =
-            match sqlx::query("SELECT decision FROM case_runs WHERE case_no = $1 ORDER BY run_no DESC LIMIT 1")
-                .bind(&no)
-                .fetch_optional(&mut *tx)
-                .await?
-            {
-                Some(r) => Some(
-                    serde_json::from_str::<Decision>(&r.try_get::<String, _>("decision")?)
-                        .map_err(|e| StoreError::Corrupt(format!("run of {no}: {e}")))?,
-                ),
-                None => None,
-            };
+        let Prior { reviewed, standing, previous, keys, last_run, last_event } = prior;
         let versions = format!(
             "rules {}{}",
             decided.decision.rules_version,
@@ -399,41 +662,42 @@ impl Store {
         let changes =
             reviewed.as_ref().or(standing.as_ref()).map(|d| decided.decision.changes_from(d)).unwrap_or_default();
         if applied {
-            self.replace_results(&mut tx, case, run, &decided, now).await?;
+            self.replace_results(&mut *tx, case, run, &decided, keys.as_ref(), deferred).await?;
         }
-        let record = RunRecord {
-            kind: run.kind,
+        let run_row = RunRow {
+            run_no: last_run + 1,
+            kind: run.kind.as_str(),
             ocr_engine: run.ocr_engine.as_deref(),
-            text: &run.text,
+            rules_version: &decided.decision.rules_version,
+            text_sha256: sha256(run.text.as_bytes()).to_string(),
             decision: &decided.decision,
             applied,
             differs: !changes.is_empty(),
         };
-        insert_run(&mut tx, &no, record, now).await?;
+        deferred.run(&no, run_row)?;
         let outcome = if applied {
             let detail = if changes.is_empty() {
                 format!("re-run ({versions}): decision unchanged")
             } else {
                 format!("re-run ({versions}): {}", changes.join("; "))
             };
-            insert_event(&mut tx, &no, "reprocess", "rerun", &detail, now).await?;
+            deferred.event(&no, last_event + 1, "reprocess", "rerun", detail);
             RunOutcome::Applied { changes }
         } else {
             let seen_before = previous.as_ref().is_some_and(|p| decided.decision.changes_from(p).is_empty());
             if !changes.is_empty() && !seen_before {
-                flag_for_review(&mut tx, &no, now).await?;
+                deferred.needs_review(&no, true);
                 let detail = format!(
                     "re-run ({versions}) differs from the reviewer's decision, which stands: {}",
                     changes.join("; ")
                 );
-                insert_event(&mut tx, &no, "reprocess", "rerun_differs", &detail, now).await?;
+                deferred.event(&no, last_event + 1, "reprocess", "rerun_differs", detail);
             }
             RunOutcome::Suggested { changes }
         };
         if let Some(job) = job_id {
-            queue::mark_done(&mut tx, job, &no).await?;
+            deferred.done(job, &no);
         }
-        tx.commit().await?;
         Ok(outcome)
     }
 
@@ -445,10 +709,14 @@ impl Store {
         case: &CaseForRerun,
         run: &RunResult,
         decided: &Understanding,
-        now: i64,
+        stored_keys: Option<&std::collections::BTreeSet<String>>,
+        deferred: &mut Deferred,
     ) -> Result<(), StoreError> {
         let no = case.case_no.to_string();
-        write_understanding(&mut *tx, &no, decided, case.received_at, now).await?;
+        let now = deferred.now();
+        deferred.decision(&no, &decided.decision)?;
+        let stored = Stored { identity: !case.identity.is_empty(), keys: stored_keys };
+        write_understanding(&mut *tx, &self.fingerprints, &no, decided, case.received_at, now, stored).await?;
         let stub = decided.routing_stub();
         let review = decided.decision.review || run.pages_need_review;
         if let Some(pages) = &run.pages {
@@ -477,13 +745,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            let text_sql = if stub { "text = '', " } else { "" };
-            sqlx::query(&format!("UPDATE cases SET {text_sql}needs_review = $1, updated_at = $2 WHERE case_no = $3"))
-                .bind(i64::from(review))
-                .bind(now)
-                .bind(&no)
-                .execute(&mut *tx)
-                .await?;
+            if stub {
+                sqlx::query("UPDATE cases SET text = '', updated_at = $1 WHERE case_no = $2")
+                    .bind(now)
+                    .bind(&no)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            deferred.needs_review(&no, review);
         }
         Ok(())
     }
@@ -596,7 +865,7 @@ mod tests {
         let store =
             Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display())).await.expect("open");
         let no = one_case(&store).await;
-        let case = store.case_for_rerun(&no).await.expect("load").expect("exists");
+        let case = store.case_for_rerun(&no, "test-run").await.expect("load").expect("exists");
         assert_eq!(case.identity.name.as_deref(), Some("杨春生"), "a re-run gets the identity back");
         let run = RunResult {
             kind: RunKind::Rules,

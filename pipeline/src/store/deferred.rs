@@ -1,0 +1,214 @@
+//! The rows a batch of re-runs writes at its end, many to a statement: the decision rows,
+//! the review flags, the runs, the events and the jobs done. None of them is read by the
+//! repeat lookups of the letters after it in the batch (those read the fingerprints and the
+//! repeat keys, which each re-run writes at once), so writing them last decides exactly as
+//! writing them one letter at a time; and all are in the batch's one transaction.
+
+use super::StoreError;
+use xinfang_models::Decision;
+
+/// One value to bind.
+enum Val {
+    Text(String),
+    MaybeText(Option<String>),
+    Int(i64),
+    Real(f64),
+}
+
+/// Rows waiting for the end of the batch, all written at `now`.
+pub(super) struct Deferred {
+    now: i64,
+    decisions: Vec<Vec<Val>>,
+    /// Cases whose `needs_review` is set (true) or cleared (false).
+    review: Vec<(String, bool)>,
+    runs: Vec<Vec<Val>>,
+    events: Vec<Vec<Val>>,
+    /// Jobs done, each with the case it re-ran.
+    done: Vec<(String, String)>,
+}
+
+/// A run of a case to record (see `runs::RunRecord`).
+pub(super) struct RunRow<'a> {
+    pub run_no: i64,
+    pub kind: &'a str,
+    pub ocr_engine: Option<&'a str>,
+    pub rules_version: &'a str,
+    pub text_sha256: String,
+    pub decision: &'a Decision,
+    pub applied: bool,
+    pub differs: bool,
+}
+
+fn json(d: &Decision) -> Result<String, StoreError> {
+    serde_json::to_string(d).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))
+}
+
+impl Deferred {
+    pub fn new(now: i64) -> Deferred {
+        Deferred {
+            now,
+            decisions: Vec::new(),
+            review: Vec::new(),
+            runs: Vec::new(),
+            events: Vec::new(),
+            done: Vec::new(),
+        }
+    }
+
+    /// When the rows are written.
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    /// The case's standing decision becomes `d`.
+    pub fn decision(&mut self, no: &str, d: &Decision) -> Result<(), StoreError> {
+        self.decisions.push(vec![
+            Val::Text(no.to_string()),
+            Val::Text(d.rules_version.clone()),
+            Val::Text(d.class.as_str().to_string()),
+            Val::Int(i64::from(d.in_scope)),
+            Val::Int(i64::from(d.named)),
+            Val::MaybeText(d.handling_level.map(|l| l.as_str().to_string())),
+            Val::MaybeText(d.forward_to.clone()),
+            Val::MaybeText(d.repeat_of.clone()),
+            Val::MaybeText(d.new_facts_of.clone()),
+            Val::Int(i64::from(d.review)),
+            Val::Real(f64::from(d.score)),
+            Val::Text(json(d)?),
+            Val::Int(self.now),
+        ]);
+        Ok(())
+    }
+
+    pub fn needs_review(&mut self, no: &str, review: bool) {
+        self.review.push((no.to_string(), review));
+    }
+
+    pub fn run(&mut self, no: &str, r: RunRow<'_>) -> Result<(), StoreError> {
+        self.runs.push(vec![
+            Val::Text(no.to_string()),
+            Val::Int(r.run_no),
+            Val::Text(r.kind.to_string()),
+            Val::MaybeText(r.ocr_engine.map(str::to_string)),
+            Val::Text(r.rules_version.to_string()),
+            Val::Text(r.text_sha256),
+            Val::Text(json(r.decision)?),
+            Val::Int(i64::from(r.applied)),
+            Val::Int(i64::from(r.differs)),
+            Val::Int(self.now),
+        ]);
+        Ok(())
+    }
+
+    pub fn event(&mut self, no: &str, seq: i64, actor: &str, action: &str, detail: String) {
+        self.events.push(vec![
+            Val::Text(no.to_string()),
+            Val::Int(seq),
+            Val::Int(self.now),
+            Val::Text(actor.to_string()),
+            Val::Text(action.to_string()),
+            Val::Text(detail),
+        ]);
+    }
+
+    pub fn done(&mut self, job_id: &str, no: &str) {
+        self.done.push((job_id.to_string(), no.to_string()));
+    }
+
+    /// Writes every row waiting, inside the caller's transaction.
+    pub async fn flush(self, conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+        let now = self.now;
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO case_decisions (case_no, rules_version, class, in_scope, named, handling_level, forward_to, \
+             repeat_of, new_facts_of, review, score, decision, decided_at) VALUES",
+            self.decisions,
+            " ON CONFLICT (case_no) DO UPDATE SET rules_version = excluded.rules_version, class = excluded.class, \
+             in_scope = excluded.in_scope, named = excluded.named, handling_level = excluded.handling_level, \
+             forward_to = excluded.forward_to, repeat_of = excluded.repeat_of, new_facts_of = excluded.new_facts_of, \
+             review = excluded.review, score = excluded.score, decision = excluded.decision, \
+             decided_at = excluded.decided_at",
+        )
+        .await?;
+        for flag in [true, false] {
+            let cases: Vec<&str> = self.review.iter().filter(|(_, r)| *r == flag).map(|(n, _)| n.as_str()).collect();
+            for chunk in cases.chunks(LIST) {
+                let sql = format!(
+                    "UPDATE cases SET needs_review = {}, updated_at = $1 WHERE case_no IN ({})",
+                    i64::from(flag),
+                    marks(2, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(now);
+                for no in chunk {
+                    q = q.bind(*no);
+                }
+                q.execute(&mut *conn).await?;
+            }
+        }
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO case_runs (case_no, run_no, kind, ocr_engine, rules_version, text_sha256, decision, applied, \
+             differs, at) VALUES",
+            self.runs,
+            "",
+        )
+        .await?;
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES",
+            self.events,
+            "",
+        )
+        .await?;
+        for chunk in self.done.chunks(LIST) {
+            // A re-run job's result is the case it re-ran, which the job names.
+            let sql = format!(
+                "UPDATE jobs SET state = 'done', worker = NULL, lease_until = NULL, result = case_no, updated_at = $1 \
+                 WHERE job_id IN ({})",
+                marks(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (job, _) in chunk {
+                q = q.bind(job.as_str());
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Values per statement: well under every backend's parameter limit.
+const LIST: usize = 400;
+
+/// `$first, …, $(first + n - 1)`.
+fn marks(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `head (…), (…) tail`, as many rows to a statement as the parameter limit allows.
+async fn insert_rows(
+    conn: &mut sqlx::AnyConnection,
+    head: &str,
+    rows: Vec<Vec<Val>>,
+    tail: &str,
+) -> Result<(), StoreError> {
+    let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
+    let per = (LIST * 5 / width).max(1);
+    for chunk in rows.chunks(per) {
+        let tuples: Vec<String> = (0..chunk.len()).map(|i| format!("({})", marks(i * width + 1, width))).collect();
+        let sql = format!("{head} {}{tail}", tuples.join(", "));
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            for v in row {
+                q = match v {
+                    Val::Text(s) => q.bind(s.as_str()),
+                    Val::MaybeText(s) => q.bind(s.as_deref()),
+                    Val::Int(i) => q.bind(*i),
+                    Val::Real(f) => q.bind(*f),
+                };
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
