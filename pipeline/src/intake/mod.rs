@@ -209,8 +209,22 @@ impl LeaseKeeper {
             let mut tick = tokio::time::interval(lease / 3);
             loop {
                 tick.tick().await;
-                if let Err(e) = store.renew_leases(&worker, lease.as_millis() as i64).await {
-                    tracing::warn!("cannot renew job leases: {e}");
+                // A busy store (a batch of re-runs holding SQLite's write lock, one after the
+                // other) is waited out a little before the renewal is reported as failed;
+                // the lease outlasts two more tries.
+                let mut tries = 0;
+                loop {
+                    match store.renew_leases(&worker, lease.as_millis() as i64).await {
+                        Err(e) if e.transient().is_some() && tries < 5 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot renew job leases: {e}");
+                            break;
+                        }
+                        Ok(_) => break,
+                    }
                 }
             }
         }))

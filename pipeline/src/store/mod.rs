@@ -212,8 +212,12 @@ impl Store {
                 Box::pin(async move {
                     if is_sqlite {
                         // A page cache of 64 MiB instead of SQLite's 2 MiB: an archive's repeat
-                        // index is read through again and again by its lookups.
-                        sqlx::query("PRAGMA cache_size = -65536").execute(&mut *conn).await?;
+                        // index is read through again and again by its lookups. Only a hint:
+                        // should it fail (a full disk: the shared-memory file cannot grow),
+                        // the statement that needs the disk says so.
+                        if let Err(e) = sqlx::query("PRAGMA cache_size = -65536").execute(&mut *conn).await {
+                            tracing::debug!("cannot enlarge SQLite's page cache: {e}");
+                        }
                     }
                     Ok(())
                 })
