@@ -305,15 +305,15 @@ impl Store {
         let lock = if self.is_postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
         let like = format!("{}%", prefix.unwrap_or(""));
         let mut jobs = Vec::new();
-        for (state, ready) in [("running", "lease_until < $3 AND worker <> $1"), ("queued", "not_before <= $3")] {
+        for ready in CLAIMABLE {
             let want = n.saturating_sub(jobs.len());
             if want == 0 {
                 break;
             }
             let sql = format!(
                 "UPDATE jobs SET state = 'running', worker = $1, lease_until = $2, attempts = attempts + 1, \
-                 updated_at = $3 WHERE job_id IN (SELECT job_id FROM jobs WHERE kind = $4 AND state = '{state}' AND \
-                 {ready} AND job_id LIKE $5 ORDER BY created_at, job_id LIMIT $6{lock}) RETURNING {JOB_COLUMNS}"
+                 updated_at = $3 WHERE job_id IN ({}{lock}) RETURNING {JOB_COLUMNS}",
+                ready_jobs(ready)
             );
             let rows = sqlx::query(&sql)
                 .bind(worker.as_str())
@@ -492,9 +492,53 @@ pub(super) async fn mark_done(conn: &mut sqlx::AnyConnection, job_id: &str, resu
     Ok(())
 }
 
+/// The jobs a claim may take, in the order it takes them: those whose lease expired under
+/// another worker, then the queued ones past their backoff. `+column` keeps SQLite from
+/// reading the range through `jobs_ready` and sorting every ready job: the equality on kind
+/// and state and the claim order come from `jobs_claim`.
+const CLAIMABLE: [&str; 2] =
+    ["state = 'running' AND +lease_until < $3 AND worker <> $1", "state = 'queued' AND +not_before <= $3"];
+
+/// The oldest `$6` jobs of kind `$4` and id prefix `$5` in a `CLAIMABLE` state (`$3`: now,
+/// `$1`: the claiming worker).
+fn ready_jobs(ready: &str) -> String {
+    format!(
+        "SELECT job_id FROM jobs WHERE kind = $4 AND {ready} AND job_id LIKE $5 ORDER BY created_at, job_id LIMIT $6"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A claim reads the ready jobs in order through an index: it never sorts the queue,
+    /// whatever SQLite's statistics say (`ANALYZE` or none).
+    #[tokio::test]
+    async fn a_claim_never_sorts_the_queue() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("q.db").display())).await.expect("open");
+        for analyzed in [false, true] {
+            if analyzed {
+                sqlx::query("ANALYZE").execute(&store.pool).await.expect("analyze");
+            }
+            for ready in CLAIMABLE {
+                let plan = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", ready_jobs(ready)))
+                    .bind("x")
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .bind("rerun")
+                    .bind("rerun:%")
+                    .bind(1_i64)
+                    .fetch_all(&store.pool)
+                    .await
+                    .expect("plan");
+                let steps: Vec<String> = plan.iter().filter_map(|r| r.try_get::<String, _>("detail").ok()).collect();
+                assert!(steps.iter().any(|s| s.contains("jobs_claim")), "{ready}: {steps:?}");
+                assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{ready}: {steps:?}");
+            }
+        }
+        store.close().await;
+    }
 
     #[test]
     fn a_worker_of_another_host_is_never_taken_for_dead() {
