@@ -4,7 +4,7 @@
 //! repeat keys, which each re-run writes at once), so writing them last decides exactly as
 //! writing them one letter at a time; and all are in the batch's one transaction.
 
-use super::StoreError;
+use super::{placeholders, StoreError, IN_LIST};
 use xinfang_models::Decision;
 
 /// One value to bind.
@@ -132,11 +132,11 @@ impl Deferred {
         .await?;
         for flag in [true, false] {
             let cases: Vec<&str> = self.review.iter().filter(|(_, r)| *r == flag).map(|(n, _)| n.as_str()).collect();
-            for chunk in cases.chunks(LIST) {
+            for chunk in cases.chunks(IN_LIST) {
                 let sql = format!(
                     "UPDATE cases SET needs_review = {}, updated_at = $1 WHERE case_no IN ({})",
                     i64::from(flag),
-                    marks(2, chunk.len())
+                    placeholders(2, chunk.len())
                 );
                 let mut q = sqlx::query(&sql).bind(now);
                 for no in chunk {
@@ -160,12 +160,12 @@ impl Deferred {
             "",
         )
         .await?;
-        for chunk in self.done.chunks(LIST) {
+        for chunk in self.done.chunks(IN_LIST) {
             // A re-run job's result is the case it re-ran, which the job names.
             let sql = format!(
                 "UPDATE jobs SET state = 'done', worker = NULL, lease_until = NULL, result = case_no, updated_at = $1 \
                  WHERE job_id IN ({})",
-                marks(2, chunk.len())
+                placeholders(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(now);
             for (job, _) in chunk {
@@ -177,14 +177,6 @@ impl Deferred {
     }
 }
 
-/// Values per statement: well under every backend's parameter limit.
-const LIST: usize = 400;
-
-/// `$first, …, $(first + n - 1)`.
-fn marks(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// `head (…), (…) tail`, as many rows to a statement as the parameter limit allows.
 async fn insert_rows(
     conn: &mut sqlx::AnyConnection,
@@ -193,9 +185,10 @@ async fn insert_rows(
     tail: &str,
 ) -> Result<(), StoreError> {
     let Some(width) = rows.first().map(Vec::len) else { return Ok(()) };
-    let per = (LIST * 5 / width).max(1);
+    let per = (IN_LIST * 5 / width).max(1);
     for chunk in rows.chunks(per) {
-        let tuples: Vec<String> = (0..chunk.len()).map(|i| format!("({})", marks(i * width + 1, width))).collect();
+        let tuples: Vec<String> =
+            (0..chunk.len()).map(|i| format!("({})", placeholders(i * width + 1, width))).collect();
         let sql = format!("{head} {}{tail}", tuples.join(", "));
         let mut q = sqlx::query(&sql);
         for row in chunk {

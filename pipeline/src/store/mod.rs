@@ -184,6 +184,15 @@ pub struct Store {
     fingerprints: FingerprintCache,
 }
 
+/// Values per `IN (…)` list or multi-row statement: well under every backend's parameter
+/// limit (SQLite 32,766, PostgreSQL 65,535).
+pub(crate) const IN_LIST: usize = 400;
+
+/// `$first, $first+1, …`: `n` numbered placeholders.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -735,11 +744,10 @@ async fn repeat_candidates(
         }
     }
     let at_of: std::collections::HashMap<&str, i64> = missing.iter().map(|(c, at)| (c.as_str(), *at)).collect();
-    for chunk in missing.chunks(400) {
-        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+    for chunk in missing.chunks(IN_LIST) {
         let sql = format!(
             "SELECT case_no, root_case, fingerprint, version FROM case_fingerprints WHERE case_no IN ({})",
-            marks.join(", ")
+            placeholders(1, chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for (case_no, _) in chunk {

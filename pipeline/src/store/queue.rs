@@ -11,7 +11,7 @@
 //! **Invariant:** job ids are deterministic (`letter:<sha256>`, `rerun:<key>:<case_no>`), so
 //! enqueuing the same letter or re-run twice is a no-op, whoever does it.
 
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, placeholders, Store, StoreError, IN_LIST};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -167,25 +167,8 @@ impl Store {
     /// given again by. Returns whether the job was added or re-queued.
     pub async fn enqueue(&self, job: &NewJob) -> Result<bool, StoreError> {
         let now = now_ms();
-        let done = sqlx::query(
-            "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
-             max_attempts, not_before, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, $7, $8, $8, $8) \
-             ON CONFLICT (job_id) DO UPDATE SET state = 'queued', attempts = 0, not_before = $8, \
-             last_error = NULL, result = NULL, updated_at = $8, source_name = $5, payload = $6 \
-             WHERE jobs.state = 'failed'",
-        )
-        .bind(&job.job_id)
-        .bind(job.kind.as_str())
-        .bind(job.letter_sha256.as_deref())
-        .bind(job.case_no.as_deref())
-        .bind(&job.source_name)
-        .bind(&job.payload)
-        .bind(i64::from(job.max_attempts))
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut conn = self.pool.acquire().await?;
+        Ok(insert_jobs(&mut conn, std::slice::from_ref(job), now, now).await? > 0)
     }
 
     /// Adds many jobs as `enqueue` does, a few hundred to a statement and all in one
@@ -193,52 +176,12 @@ impl Store {
     /// order given, so they are claimed in that order. Returns how many were added or
     /// re-queued.
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
-        const ROWS: usize = 200; // 9 parameters a row: under SQLite's 32,766 and PostgreSQL's 65,535
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
-        for (c, chunk) in jobs.chunks(ROWS).enumerate() {
-            let marks: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = 9 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, 'queued', 0, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6,
-                        b + 7,
-                        b + 8,
-                        b + 9,
-                        b + 8
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
-                 max_attempts, not_before, created_at, updated_at) VALUES {} \
-                 ON CONFLICT (job_id) DO UPDATE SET state = 'queued', attempts = 0, not_before = excluded.not_before, \
-                 last_error = NULL, result = NULL, updated_at = excluded.updated_at, \
-                 source_name = excluded.source_name, payload = excluded.payload WHERE jobs.state = 'failed'",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for (i, job) in chunk.iter().enumerate() {
-                let order = now + (c * ROWS + i) as i64;
-                q = q
-                    .bind(&job.job_id)
-                    .bind(job.kind.as_str())
-                    .bind(job.letter_sha256.as_deref())
-                    .bind(job.case_no.as_deref())
-                    .bind(&job.source_name)
-                    .bind(&job.payload)
-                    .bind(i64::from(job.max_attempts))
-                    .bind(now)
-                    .bind(order);
-            }
-            added += q.execute(&mut *tx).await?.rows_affected();
+        // Nine values a row.
+        for (c, chunk) in jobs.chunks(IN_LIST / 2).enumerate() {
+            added += insert_jobs(&mut tx, chunk, now, now + (c * IN_LIST / 2) as i64).await?;
         }
         tx.commit().await?;
         Ok(added)
@@ -436,9 +379,10 @@ impl Store {
     pub async fn job_counts(&self, job_ids: &[String]) -> Result<QueueCounts, StoreError> {
         let mut c = QueueCounts::default();
         for chunk in job_ids.chunks(500) {
-            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql =
-                format!("SELECT state, COUNT(*) AS n FROM jobs WHERE job_id IN ({}) GROUP BY state", marks.join(", "));
+            let sql = format!(
+                "SELECT state, COUNT(*) AS n FROM jobs WHERE job_id IN ({}) GROUP BY state",
+                placeholders(1, chunk.len())
+            );
             let mut q = sqlx::query(&sql);
             for id in chunk {
                 q = q.bind(id.as_str());
@@ -490,6 +434,42 @@ pub(super) async fn mark_done(conn: &mut sqlx::AnyConnection, job_id: &str, resu
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Queues `jobs` in one statement (see `Store::enqueue`), queued at `now` and ordered a
+/// millisecond apart from `first` in the order given. Returns how many were added or
+/// re-queued.
+async fn insert_jobs(conn: &mut sqlx::AnyConnection, jobs: &[NewJob], now: i64, first: i64) -> Result<u64, StoreError> {
+    const WIDTH: usize = 9;
+    let tuples: Vec<String> = (0..jobs.len())
+        .map(|i| {
+            let b = WIDTH * i;
+            // job_id … payload, then max_attempts, not_before (now), created_at, updated_at (now).
+            format!("({}, 'queued', 0, ${}, ${}, ${}, ${})", placeholders(b + 1, 6), b + 7, b + 8, b + 9, b + 8)
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
+         max_attempts, not_before, created_at, updated_at) VALUES {} \
+         ON CONFLICT (job_id) DO UPDATE SET state = 'queued', attempts = 0, not_before = excluded.not_before, \
+         last_error = NULL, result = NULL, updated_at = excluded.updated_at, \
+         source_name = excluded.source_name, payload = excluded.payload WHERE jobs.state = 'failed'",
+        tuples.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for (i, job) in jobs.iter().enumerate() {
+        q = q
+            .bind(&job.job_id)
+            .bind(job.kind.as_str())
+            .bind(job.letter_sha256.as_deref())
+            .bind(job.case_no.as_deref())
+            .bind(&job.source_name)
+            .bind(&job.payload)
+            .bind(i64::from(job.max_attempts))
+            .bind(now)
+            .bind(first + i as i64);
+    }
+    Ok(q.execute(conn).await?.rows_affected())
 }
 
 /// The jobs a claim may take, in the order it takes them: those whose lease expired under

@@ -10,8 +10,8 @@
 
 use super::deferred::{Deferred, RunRow};
 use super::{
-    identity_from_row, now_ms, parse_case_no, queue, repeat_candidates, stored_decision, take_registry_lock,
-    write_understanding, RepeatLookup, Store, StoreError, Stored,
+    identity_from_row, now_ms, parse_case_no, placeholders, queue, repeat_candidates, stored_decision,
+    take_registry_lock, write_understanding, RepeatLookup, Store, StoreError, Stored, IN_LIST,
 };
 use crate::digest::sha256;
 use serde::Serialize;
@@ -174,7 +174,7 @@ impl Prior {
         let mut out: std::collections::HashMap<String, Prior> =
             nos.iter().map(|n| (n.clone(), Prior { keys: Some(Default::default()), ..Prior::default() })).collect();
         for chunk in nos.chunks(IN_LIST) {
-            let list = in_list(chunk.len());
+            let list = placeholders(1, chunk.len());
             let queries = [
                 format!("SELECT case_no, decision FROM case_reviews WHERE case_no IN ({list})"),
                 format!("SELECT case_no, decision FROM case_decisions WHERE case_no IN ({list})"),
@@ -243,14 +243,6 @@ pub struct StoredForRules {
     pub text: String,
     /// A page of the case asks for review (blank, low OCR confidence).
     pub pages_need_review: bool,
-}
-
-/// Case numbers per `IN (…)` list: well under every backend's parameter limit.
-const IN_LIST: usize = 400;
-
-/// `$1, $2, …, $n`.
-fn in_list(n: usize) -> String {
-    (1..=n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Binds each of `values` in order.
@@ -377,7 +369,7 @@ impl Store {
         let mut flagged = std::collections::HashSet::new();
         let mut stubs = std::collections::HashSet::new();
         for chunk in nos.chunks(IN_LIST) {
-            let list = in_list(chunk.len());
+            let list = placeholders(1, chunk.len());
             let sql = format!("SELECT case_no, received_at, format, text FROM cases WHERE case_no IN ({list})");
             for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&self.pool).await? {
                 let no: String = r.try_get("case_no")?;
@@ -452,7 +444,7 @@ impl Store {
         for chunk in cases.chunks(IN_LIST) {
             let sql = format!(
                 "SELECT case_no, name, phone, id_number, address, unit FROM reporter_identities WHERE case_no IN ({})",
-                in_list(chunk.len())
+                placeholders(1, chunk.len())
             );
             for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&self.pool).await? {
                 out.insert(r.try_get("case_no")?, identity_from_row(&r)?);
