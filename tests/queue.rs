@@ -97,6 +97,8 @@ fn decided_case(u: &Understander, text: &str, at: i64) -> NewCase {
         text: text.into(),
         needs_review: false,
         received_at: at,
+        received_on: u.receipt_day(at),
+        archive: None,
         understanding: Some(u.understand(text, day)),
         ocr_engine: None,
         manual: None,
@@ -355,4 +357,50 @@ async fn batched_equals_single(store: Store, _url: String) {
 #[tokio::test]
 async fn a_batched_rerun_decides_every_letter_as_one_at_a_time_does() {
     with_each_store(batched_equals_single).await;
+}
+
+/// Letters registered as one group (one transaction) are numbered and linked exactly as the
+/// same letters registered one at a time: a repeat in the group finds the letter before it in
+/// the group, and a letter whose bytes an earlier one of the group has is its duplicate (the
+/// group is not rolled back).
+async fn grouped_equals_single(store: Store, _url: String) {
+    let u = understander();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut cases = Vec::new();
+    for (i, village) in ["柳河村", "石门村", "龙潭村"].iter().enumerate() {
+        let first = format!(
+            "县纪委：\n我举报石桥镇{village}党支部书记赵德明把弟媳评成低保户，每月领580元，还侵占集体土地补偿款。\n"
+        );
+        let again = format!("县纪委：\n再次反映石桥镇{village}党支部书记赵德明把弟媳评成低保户每月领580元、侵占集体土地补偿款的问题。\n");
+        cases.push(decided_case(&u, &first, now + 10 * i as i64));
+        cases.push(decided_case(&u, &again, now + 10 * i as i64 + 1));
+    }
+    cases.insert(3, cases[0].clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference =
+        Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("one.db").display())).await.expect("open");
+    let one = Registrar::new(reference.clone(), Arc::clone(&u), QueueConfig::default());
+    let mut single = Vec::new();
+    for c in &cases {
+        single.push(one.register(c, None).await.expect("register"));
+    }
+    let grouped = Registrar::new(store.clone(), Arc::clone(&u), QueueConfig::default());
+    let letters: Vec<(&NewCase, &str)> = cases.iter().map(|c| (c, "letter:none")).collect();
+    let together = grouped.register_many(&letters).await.expect("register a group");
+    let outcome = |(r, d): &(Registration, Option<Understanding>)| {
+        (r.clone(), d.as_ref().and_then(|d| d.decision.repeat_of.clone()))
+    };
+    let single: Vec<_> = single.iter().map(outcome).collect();
+    let together: Vec<_> = together.iter().map(outcome).collect();
+    assert_eq!(together, single);
+    assert!(matches!(together[3].0, Registration::Duplicate(_)), "the same bytes again: {:?}", together[3]);
+    assert_eq!(together.iter().filter(|(_, r)| r.is_some()).count(), 3, "each repeat linked: {together:?}");
+    assert_eq!(store.count().await.expect("count"), 6);
+    reference.close().await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_group_of_letters_registers_as_one_at_a_time_does() {
+    with_each_store(grouped_equals_single).await;
 }

@@ -31,6 +31,8 @@ fn new_case(seed: &str) -> NewCase {
         text: format!("关于反映{seed}的问题"),
         needs_review: true,
         received_at: chrono::Utc::now().timestamp_millis(),
+        received_on: chrono::Utc::now().date_naive(),
+        archive: None,
         understanding: None,
         ocr_engine: None,
         manual: None,

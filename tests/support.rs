@@ -79,7 +79,7 @@ impl Scratch {
         format!("sqlite://{}?mode=rwc", self.data().join("xinfang.db").display())
     }
 
-    fn command(&self, args: &[&str]) -> std::process::Command {
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
         let config = self.path().join("xinfang.toml");
         if !config.exists() {
             let shipped = std::fs::read_to_string(repo().join("config/xinfang.toml")).expect("shipped config");

@@ -955,7 +955,7 @@ impl Run<'_> {
             let inputs: Vec<LetterInput> = (first..end)
                 .map(|i| {
                     let path = self.letters_dir.join(letter_file(i));
-                    LetterInput { source: path.display().to_string(), path, is_folder: false }
+                    LetterInput { is_folder: false, ..LetterInput::at(&path) }
                 })
                 .collect();
             let reports = intake

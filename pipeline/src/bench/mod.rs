@@ -6,4 +6,5 @@ pub mod ingest;
 pub mod ocr;
 pub mod rerun;
 pub mod rules;
+pub mod scale;
 pub mod watch;

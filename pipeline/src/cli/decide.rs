@@ -12,7 +12,7 @@ use xinfang_models::CaseNo;
 
 pub fn run(cfg: &Config, files: &[PathBuf]) -> Result<ExitCode> {
     let u = understander(cfg)?;
-    let today = chrono::Local::now().date_naive();
+    let today = u.receipt_day(chrono::Utc::now().timestamp_millis());
     let dry_run = CaseNo { organ: "DRY".into(), year: 0, channel: cfg.numbering.channel, seq: 0 };
     for f in files {
         let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;

@@ -32,10 +32,10 @@ pub fn conf(c: Option<f32>) -> String {
     c.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"))
 }
 
-/// A Unix-millisecond time as local `YYYY-MM-DD HH:MM`.
-pub fn time(ms: i64) -> String {
+/// A Unix-millisecond time as `YYYY-MM-DD HH:MM` in the organ's time zone.
+pub fn time(ms: i64, zone: chrono_tz::Tz) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M").to_string())
+        .map(|t| t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string())
         .unwrap_or_default()
 }
 

@@ -1,5 +1,7 @@
 //! `xinfang ingest PATH…`: registers letters in input order and prints a table (or one JSON
-//! object per letter). Exit status 2 when any letter failed.
+//! object per letter). Exit status 2 when any letter failed. `--manifest FILE.csv` backfills
+//! an archive (each letter with its own date of receipt, channel and old number), and
+//! `--received DATE` dates every letter given.
 
 use super::format::{self, out, Progress};
 use super::service::Service;
@@ -9,12 +11,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use xinfang::config::Config;
-use xinfang::intake::{expand_inputs, LetterReport};
+use xinfang::intake::{expand_inputs, manifest, Expanded, LetterReport};
+use xinfang::stages::calendar::WorkCalendar;
 use xinfang_models::display::one_line;
 use xinfang_models::IngestStatus;
 
-pub async fn run(cfg: &Arc<Config>, db: Option<&str>, paths: &[PathBuf], json: bool) -> Result<ExitCode> {
-    let expanded = expand_inputs(paths);
+/// What to ingest.
+pub enum Source {
+    Paths(Vec<PathBuf>),
+    Manifest(PathBuf),
+}
+
+pub async fn run(
+    cfg: &Arc<Config>,
+    db: Option<&str>,
+    source: Source,
+    received: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let received = received.map(|d| manifest::parse_when(d).map(|(day, _)| day)).transpose()?;
+    // The manifest is read whole, and refused with every problem named, before anything
+    // is stored; dates are the organ's days (calendar.toml's time zone).
+    let calendar = WorkCalendar::new(&cfg.catalogue()?.calendar);
+    let mut expanded = match source {
+        Source::Paths(paths) => expand_inputs(&paths),
+        Source::Manifest(m) => Expanded { letters: manifest::read_manifest(&m, &calendar, received)?, skipped: vec![] },
+    };
+    if let (Some(day), false) = (received, expanded.letters.iter().any(|l| l.archive.is_some())) {
+        manifest::received_on(&mut expanded.letters, &calendar, day)?;
+    }
     if !expanded.skipped.is_empty() {
         let names: Vec<String> = expanded
             .skipped

@@ -47,7 +47,15 @@ enum Command {
         /// One JSON object per letter on stdout, in input order
         #[arg(long)]
         json: bool,
-        #[arg(required = true)]
+        /// Backfill an archive: a CSV of its letters (file, received, channel, old_case_no,
+        /// class, status; Chinese headers too), registered with their own dates of receipt
+        #[arg(long, conflicts_with = "paths")]
+        manifest: Option<PathBuf>,
+        /// The date of receipt of every letter given (a folder received on one day), in the
+        /// organ's time zone; with --manifest, of the rows that give none
+        #[arg(long)]
+        received: Option<String>,
+        #[arg(required_unless_present = "manifest")]
         paths: Vec<PathBuf>,
     },
     /// Print the normalised text of files (nothing is stored)
@@ -68,6 +76,9 @@ enum Command {
     List {
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        /// Only the cases waiting for a reviewer, the longest waiting first
+        #[arg(long)]
+        review: bool,
         #[arg(long)]
         json: bool,
     },
@@ -209,6 +220,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// Store latency as it grows to a million cases: claim, repeat lookup, list, show and the
+    /// review queue (p50/p99) at 10,000, 100,000 and 1,000,000 cases seeded in bulk, on SQLite
+    /// and, with --postgres, on a fresh PostgreSQL database
+    Scale {
+        #[arg(long, default_value_t = 1_000_000)]
+        cases: i64,
+        /// Admin URL of a PostgreSQL server to measure too (a database is created and dropped)
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// A rules-only re-run of a whole store (reprocess --all without --ocr) seeded with
     /// generated letters: letters/s and peak memory, one job at a time beside batched, on
     /// SQLite and, with --postgres, on a fresh PostgreSQL database
@@ -333,10 +354,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Identity { case_no, reader, role, purpose } => {
             identity::run(&cfg, db, &case_no, &reader, &role, &purpose).await
         }
-        Command::Ingest { json, paths } => ingest::run(&cfg, db, &paths, json).await,
+        Command::Ingest { json, manifest, received, paths } => {
+            let source = match manifest {
+                Some(m) => ingest::Source::Manifest(m),
+                None => ingest::Source::Paths(paths),
+            };
+            ingest::run(&cfg, db, source, received.as_deref(), json).await
+        }
         Command::Ocr { out, files } => ocr::run(&cfg, out.as_deref(), &files).await,
         Command::Show { case_no, json } => show::run(&cfg, db, &case_no, json).await,
-        Command::List { limit, json } => list::run(&cfg, db, limit, json).await,
+        Command::List { limit, review, json } => list::run(&cfg, db, limit, review, json).await,
         Command::Worker { drain, json } => worker::run(&cfg, db, drain, json).await,
         Command::Watch { no_worker, json, dirs } => watch::run(&cfg, db, &dirs, no_worker, json).await,
         Command::Reprocess { ocr, all, since, until, class, json, cases } => {
@@ -366,6 +393,9 @@ async fn bench(
         }
         BenchCommand::Ingest { letters, postgres, batch } => {
             bench::ingest::ingest(cfg, letters, postgres.as_deref(), batch).await?;
+        }
+        BenchCommand::Scale { cases, postgres } => {
+            bench::scale::scale(cfg, cases, postgres.as_deref()).await?;
         }
         BenchCommand::Rerun { cases, single, postgres } => {
             bench::rerun::rerun(cfg, cases, single, postgres.as_deref()).await?;
@@ -427,6 +457,8 @@ mod tests {
     fn ingest_needs_a_path() {
         assert!(Cli::try_parse_from(["xinfang", "ingest"]).is_err());
         let cli = Cli::try_parse_from(["xinfang", "ingest", "--json", "a.txt", "b"]).expect("parses");
-        assert!(matches!(cli.command, Command::Ingest { json: true, ref paths } if paths.len() == 2));
+        assert!(
+            matches!(cli.command, Command::Ingest { json: true, ref paths, manifest: None, .. } if paths.len() == 2)
+        );
     }
 }

@@ -25,14 +25,13 @@ pub struct Selection {
 
 impl Selection {
     /// The store's selection; an error when nothing was asked for or a value is unknown.
-    fn resolve(&self) -> Result<CaseSelection> {
+    fn resolve(&self, zone: chrono_tz::Tz) -> Result<CaseSelection> {
         if !self.all && self.since.is_none() && self.until.is_none() && self.class.is_none() && self.cases.is_empty() {
             bail!("say which cases to re-run: --all, --since/--until, --class or case numbers");
         }
+        // Days are the organ's (calendar.toml's time zone), not the server's.
         let local_ms = |d: chrono::NaiveDate| {
-            d.and_hms_opt(0, 0, 0)
-                .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-                .map(|t| t.timestamp_millis())
+            d.and_hms_opt(0, 0, 0).and_then(|t| t.and_local_timezone(zone).earliest()).map(|t| t.timestamp_millis())
         };
         Ok(CaseSelection {
             from_ms: self.since.and_then(local_ms),
@@ -47,7 +46,7 @@ impl Selection {
 }
 
 pub async fn run(cfg: &Arc<Config>, db: Option<&str>, sel: &Selection, ocr: bool, json: bool) -> Result<ExitCode> {
-    let sel = sel.resolve()?;
+    let sel = sel.resolve(cfg.time_zone())?;
     let service = Service::start(cfg, db).await?;
     let intake = &service.intake;
     let selected = intake.store().select_cases(&sel).await?;
@@ -108,15 +107,18 @@ mod tests {
 
     #[test]
     fn a_rerun_must_say_which_cases() {
-        assert!(nothing().resolve().is_err());
-        assert!(Selection { all: true, ..nothing() }.resolve().is_ok());
+        assert!(nothing().resolve(chrono_tz::Asia::Shanghai).is_err());
+        assert!(Selection { all: true, ..nothing() }.resolve(chrono_tz::Asia::Shanghai).is_ok());
     }
 
     #[test]
     fn a_rerun_selection_names_real_classes_and_case_numbers() {
-        let by_class = Selection { class: Some("申诉".into()), ..nothing() }.resolve().expect("a class");
+        let by_class =
+            Selection { class: Some("申诉".into()), ..nothing() }.resolve(chrono_tz::Asia::Shanghai).expect("a class");
         assert_eq!(by_class.class, Some(xinfang_models::LetterClass::Appeal));
-        assert!(Selection { class: Some("检举".into()), ..nothing() }.resolve().is_err());
-        assert!(Selection { cases: vec!["QLX-2026-X-1".into()], ..nothing() }.resolve().is_err());
+        assert!(Selection { class: Some("检举".into()), ..nothing() }.resolve(chrono_tz::Asia::Shanghai).is_err());
+        assert!(Selection { cases: vec!["QLX-2026-X-1".into()], ..nothing() }
+            .resolve(chrono_tz::Asia::Shanghai)
+            .is_err());
     }
 }

@@ -325,9 +325,17 @@ pub struct DeadlineRules {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarFile {
+    /// The organ's time zone (IANA name): days of receipt, deadlines and the year of a case
+    /// number are its days, whatever zone the server keeps.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
     pub covered_until: String,
     pub holidays: Vec<String>,
     pub workdays: Vec<String>,
+}
+
+fn default_time_zone() -> String {
+    "Asia/Shanghai".into()
 }
 
 /// All rule data, read and validated.
@@ -342,7 +350,7 @@ pub struct Catalogue {
 
 const BUILTIN_KEYWORDS: &str = include_str!("../../../config/keywords.toml");
 const BUILTIN_RULES: &str = include_str!("../../../config/rules.toml");
-const BUILTIN_CALENDAR: &str = include_str!("../../../config/calendar.toml");
+pub(super) const BUILTIN_CALENDAR: &str = include_str!("../../../config/calendar.toml");
 const BUILTIN_DICTIONARY: &str = include_str!("../../../config/dict.txt");
 
 impl Catalogue {
@@ -499,6 +507,9 @@ impl Catalogue {
             p.push("rules.toml: repeat.same_matter must be 0-1".into());
         }
         let c = &self.calendar;
+        if c.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            p.push(format!("calendar.toml: time_zone {:?} is not an IANA time zone (e.g. Asia/Shanghai)", c.time_zone));
+        }
         for d in std::iter::once(&c.covered_until).chain(&c.holidays).chain(&c.workdays) {
             if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
                 p.push(format!("calendar.toml: {d:?} is not a YYYY-MM-DD date"));

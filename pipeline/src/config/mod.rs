@@ -369,6 +369,24 @@ impl Config {
         }
     }
 
+    /// The organ's time zone (`calendar.toml`), for showing times: Asia/Shanghai when the
+    /// calendar cannot be read (a command that needs the rules reports why).
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        #[derive(Deserialize)]
+        struct Zone {
+            time_zone: Option<String>,
+        }
+        let text = match &self.base_dir {
+            Some(dir) => std::fs::read_to_string(dir.join(&self.rules.calendar)).ok(),
+            None => Some(catalogue::BUILTIN_CALENDAR.to_string()),
+        };
+        text.and_then(|t| toml::from_str::<toml::Value>(&t).ok())
+            .and_then(|v| v.try_into::<Zone>().ok())
+            .and_then(|z| z.time_zone)
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(chrono_tz::Asia::Shanghai)
+    }
+
     /// The files the running service reads its configuration from (the configuration file
     /// and the rule files it names): never to be taken for letters.
     pub fn own_files(&self) -> Vec<PathBuf> {

@@ -15,7 +15,7 @@
 
 use super::rerun::RerunReport;
 use super::worker::WorkOptions;
-use super::{patiently, receipt_day, Intake, SystemError};
+use super::{patiently, Intake, SystemError};
 use crate::store::{Job, RerunPayload, RunOutcome, RunResult, StoredForRules};
 use crate::understand::restore;
 use std::sync::atomic::Ordering;
@@ -225,7 +225,7 @@ impl Intake {
         }
         let u = &self.understander;
         let settle = |at: i64, d: &mut Understanding, c: &[xinfang_models::Candidate]| {
-            u.settle(d, c, receipt_day(at));
+            u.settle(d, c, u.receipt_day(at));
         };
         let runs: Vec<_> = ready.iter().map(|(job, s, run)| (&s.case, run, job.job_id.as_str())).collect();
         let outcomes = patiently(&self.cfg.queue, "storing re-runs", || async {
@@ -254,7 +254,7 @@ impl Intake {
 /// `None` when the new reading finds identity the stored text still shows.
 fn decide(u: &crate::understand::Understander, s: StoredForRules) -> Option<(StoredForRules, RunResult)> {
     let text = restore(&s.text, &s.case.identity);
-    let understanding = u.understand(&text, receipt_day(s.case.received_at));
+    let understanding = u.understand(&text, u.receipt_day(s.case.received_at));
     let redacted = u.redact(&text, &mut [], &understanding.identity);
     let redacted = u.redact(&redacted, &mut [], &s.case.identity);
     if redacted != s.text {

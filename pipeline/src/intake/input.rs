@@ -6,6 +6,7 @@
 use super::LetterError;
 use crate::config::Config;
 use crate::stages::ingest::IngestError;
+use crate::store::ArchiveRecord;
 use std::path::{Path, PathBuf};
 
 /// One letter to ingest: a file, or a folder whose files are its pages in name order.
@@ -15,12 +16,20 @@ pub struct LetterInput {
     pub source: String,
     pub path: PathBuf,
     pub is_folder: bool,
+    /// What an archive says of the letter (backfill): its date of receipt, channel, old
+    /// number, and the class and status decided back then.
+    pub archive: Option<ArchiveRecord>,
 }
 
 impl LetterInput {
     /// The letter at `path`, named as the path is written.
     pub fn at(path: &Path) -> LetterInput {
-        LetterInput { source: path.display().to_string(), is_folder: path.is_dir(), path: path.to_path_buf() }
+        LetterInput {
+            source: path.display().to_string(),
+            is_folder: path.is_dir(),
+            path: path.to_path_buf(),
+            archive: None,
+        }
     }
 
     /// The paths of its files: the file itself, or the folder's visible entries.
@@ -53,7 +62,7 @@ pub fn expand_inputs(args: &[PathBuf]) -> Expanded {
             out.letters.extend(visible.iter().map(|entry| LetterInput::at(entry)));
             out.skipped.extend(hidden);
         } else {
-            out.letters.push(LetterInput { source: arg.display().to_string(), path: arg.clone(), is_folder: false });
+            out.letters.push(LetterInput { is_folder: false, ..LetterInput::at(arg) });
         }
     }
     out

@@ -21,6 +21,7 @@
 
 mod batch;
 mod input;
+pub mod manifest;
 mod patience;
 mod read;
 mod register;
@@ -41,8 +42,8 @@ use crate::digest::sha256;
 use crate::stages::ingest::{self, IngestError};
 use crate::stages::ocr::{OcrError, OcrPool};
 use crate::store::{
-    FileStore, FileStoreError, Job, JobKind, JobState, LetterPayload, NewJob, QueuedOriginal, Store, StoreError,
-    StoredOriginal, WorkerId,
+    ArchiveRecord, FileStore, FileStoreError, Job, JobKind, JobState, LetterPayload, NewCase, NewJob, QueuedOriginal,
+    Store, StoreError, StoredOriginal, WorkerId,
 };
 use crate::understand::Understander;
 use std::collections::HashMap;
@@ -103,6 +104,10 @@ struct LoadedLetter {
     originals: Vec<StoredOriginal>,
     /// The case an earlier version of its file was registered as.
     supersedes: Option<CaseNo>,
+    /// What its archive says of a backfilled letter.
+    archive: Option<ArchiveRecord>,
+    /// Its share of the intake's read-ahead budget, given back when it is dropped.
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl LoadedLetter {
@@ -121,7 +126,15 @@ impl LoadedLetter {
             })
             .collect();
         let letter_sha = letter_digest(originals.iter().map(|o| &o.sha256), is_folder);
-        LoadedLetter { letter_sha, is_folder, files: Arc::new(files), originals, supersedes: None }
+        LoadedLetter {
+            letter_sha,
+            is_folder,
+            files: Arc::new(files),
+            originals,
+            supersedes: None,
+            archive: None,
+            held: None,
+        }
     }
 }
 
@@ -134,6 +147,20 @@ pub enum Enqueued {
     Queued { job_id: String },
     /// Its files could not be read (they are where they were).
     Unreadable { error: LetterError },
+}
+
+/// A stored letter on its way to being read: decided already (a failure, a duplicate), its
+/// job claimed by this process, or stored and waiting for a job someone else holds.
+enum Admission {
+    Decided(Result<Pending, SystemError>),
+    Claimed(Job, LoadedLetter),
+    Stored(LoadedLetter),
+}
+
+/// What admission found of a stored letter.
+enum Found {
+    Registered(CaseNo),
+    Claimed(Job),
 }
 
 /// A letter claimed and read, pending its registration.
@@ -188,13 +215,6 @@ fn letter_digest<'a>(files: impl IntoIterator<Item = &'a Sha256Hex>, is_folder: 
     }
 }
 
-/// The local day a letter was received (its deadlines count from it).
-pub fn receipt_day(received_at: i64) -> chrono::NaiveDate {
-    chrono::DateTime::from_timestamp_millis(received_at)
-        .map(|t| t.with_timezone(&chrono::Local).date_naive())
-        .unwrap_or_else(|| chrono::Local::now().date_naive())
-}
-
 /// The queue id of a letter's job.
 pub fn letter_job_id(sha: &Sha256Hex) -> String {
     format!("letter:{sha}")
@@ -237,6 +257,14 @@ impl Drop for LeaseKeeper {
     }
 }
 
+/// Letters whose originals are stored ahead of their reading, at most: enough fsyncs in
+/// flight together for the file system to commit them in groups (one at a time, a new
+/// file's fsync on ext4 costs about 3 ms: 300 letters/s at best).
+const STORE_AHEAD: usize = 64;
+
+/// Read letters registered in one transaction, at most.
+const GROUP: usize = 64;
+
 /// Registers letters: enqueues them and works their jobs; re-runs cases; watches folders.
 pub struct Intake {
     cfg: Arc<Config>,
@@ -247,6 +275,12 @@ pub struct Intake {
     registrar: Registrar,
     worker: WorkerId,
     ocr_engine: String,
+    /// The read-ahead budget in KiB: the files of the letters read and not yet registered
+    /// stay within it (twice `limits.max_letter_bytes`), however many letters are queued.
+    ahead: Arc<tokio::sync::Semaphore>,
+    ahead_kib: u32,
+    /// This process's SQLite writes during `run` (see `write_gate`).
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl Intake {
@@ -255,7 +289,21 @@ impl Intake {
         let reader = Reader::new(Arc::clone(&cfg), pool);
         let ocr_engine = crate::stages::ocr::engine_version(&cfg.ocr);
         let registrar = Registrar::new(store.clone(), Arc::clone(&understander), cfg.queue.clone());
-        Intake { cfg, store, files, reader, understander, registrar, worker: WorkerId::current(), ocr_engine }
+        let ahead_kib = u32::try_from(cfg.limits.max_letter_bytes.saturating_mul(2) / 1024).unwrap_or(u32::MAX).max(1);
+        let ahead = Arc::new(tokio::sync::Semaphore::new(ahead_kib as usize));
+        Intake {
+            cfg,
+            store,
+            files,
+            reader,
+            understander,
+            registrar,
+            worker: WorkerId::current(),
+            ocr_engine,
+            ahead,
+            ahead_kib,
+            writes: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -283,17 +331,24 @@ impl Intake {
         let _leases = LeaseKeeper::start(self.store.clone(), self.worker.clone(), self.lease());
         self.recover().await?;
         let in_flight = self.reader.in_flight();
-        // Originals are stored a few letters ahead; then, in input order, a letter whose bytes
+        // Originals are stored up to STORE_AHEAD letters ahead (within the read-ahead
+        // budget of bytes); then, in input order, a letter whose bytes
         // an earlier letter of the batch has is set aside as its duplicate before anything
         // claims it (the earlier one is registered first: waiting for a later one's job
         // would wait forever, since reports are made in order).
         let mut first_of: HashMap<Sha256Hex, String> = HashMap::new();
         let mut pending = stream::iter(inputs)
             .map(|input| async move {
-                let stored = self.store_input(&input).await;
+                let held = self.reserve(&input).await;
+                let stored = self.store_input(&input).await.map(|r| {
+                    r.map(|mut loaded| {
+                        loaded.held = held;
+                        loaded
+                    })
+                });
                 (input, stored)
             })
-            .buffered(in_flight)
+            .buffered(in_flight.max(STORE_AHEAD))
             .map(move |(input, stored)| {
                 let earlier = match &stored {
                     Ok(Ok(loaded)) => match first_of.get(&loaded.letter_sha) {
@@ -305,24 +360,188 @@ impl Intake {
                     },
                     _ => None,
                 };
-                async move {
-                    let pending = match (stored, earlier) {
-                        (Err(e), _) => Err(e),
-                        (Ok(Err(error)), _) => Ok(Pending::Failed { error, loaded: None, job: None }),
-                        (Ok(Ok(loaded)), Some(first)) => Ok(Pending::SameAs { first, sha: loaded.letter_sha }),
-                        (Ok(Ok(loaded)), None) => self.prepare_stored(&input, loaded).await,
-                    };
-                    (input, pending)
-                }
+                let admission = match (stored, earlier) {
+                    (Err(e), _) => Admission::Decided(Err(e)),
+                    (Ok(Err(error)), _) => Admission::Decided(Ok(Pending::Failed { error, loaded: None, job: None })),
+                    (Ok(Ok(loaded)), Some(first)) => {
+                        Admission::Decided(Ok(Pending::SameAs { first, sha: loaded.letter_sha }))
+                    }
+                    (Ok(Ok(loaded)), None) => Admission::Stored(loaded),
+                };
+                (input, admission)
             })
-            .buffered(in_flight);
-        let mut reports = Vec::new();
-        while let Some((input, result)) = pending.next().await {
-            let report = self.finish(&input.source, Some(&input), result?).await?;
-            on_report(&report);
-            reports.push(report);
+            // The stored letters waiting together are looked up and queued (claimed by this
+            // process) in one transaction.
+            .ready_chunks(STORE_AHEAD)
+            .then(|chunk| Box::pin(self.admit(chunk)))
+            .flat_map(stream::iter)
+            .map(|(input, admission)| async move {
+                let pending = match admission {
+                    Admission::Decided(pending) => pending,
+                    Admission::Claimed(job, loaded) => self.prepare_claimed(job, loaded).await,
+                    Admission::Stored(loaded) => self.prepare_stored(&input, loaded).await,
+                };
+                (input, pending)
+            })
+            // As many letters are read at once as are stored ahead: those with images wait
+            // for one of the reader's decoding slots (in_flight), text letters need none.
+            .buffered(in_flight.max(STORE_AHEAD));
+        // Read letters reach the registration through a channel, so that letters go on being
+        // read while a group is registered; the read letters waiting together (up to GROUP)
+        // are registered in one transaction, in input order (group commit). A report is made
+        // once its letter's transaction has committed.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(GROUP);
+        let produce = async move {
+            while let Some(item) = pending.next().await {
+                if sender.send(item).await.is_err() {
+                    break;
+                }
+            }
+        };
+        let consume = async {
+            let mut reports = Vec::new();
+            let mut arrived = Vec::with_capacity(GROUP);
+            let mut group: Vec<(LetterInput, NewCase, String)> = Vec::new();
+            while receiver.recv_many(&mut arrived, GROUP).await > 0 {
+                for (input, result) in arrived.drain(..) {
+                    match result? {
+                        Pending::Ready { loaded, letter, job, received_at, understanding } => {
+                            let new = self.read_case(&input.source, loaded, letter, received_at, *understanding);
+                            group.push((input, new, job));
+                        }
+                        other => {
+                            // Whatever is not a read letter waits for the letters before it.
+                            self.register_group(std::mem::take(&mut group), &mut reports, &mut on_report).await?;
+                            let report = self.finish(&input.source, Some(&input), other).await?;
+                            self.deliver(&input, report, &mut reports, &mut on_report).await?;
+                        }
+                    }
+                }
+                self.register_group(std::mem::take(&mut group), &mut reports, &mut on_report).await?;
+            }
+            Ok(reports)
+        };
+        let ((), reports) = tokio::join!(produce, consume);
+        reports
+    }
+
+    /// Looks up and queues stored letters together: one query for those registered
+    /// already, one transaction queuing the others' jobs claimed by this process. A letter
+    /// whose job exists (another worker has it, or an earlier run left it) stays `Stored`,
+    /// for `prepare_stored` to wait for.
+    async fn admit(&self, chunk: Vec<(LetterInput, Admission)>) -> Vec<(LetterInput, Admission)> {
+        let found = match self.admit_together(&chunk).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The batch stops at this error: the letters after it are not reported.
+                let first = chunk.into_iter().next().map(|(input, _)| input);
+                return first.map(|input| (input, Admission::Decided(Err(e)))).into_iter().collect();
+            }
+        };
+        chunk
+            .into_iter()
+            .zip(found)
+            .map(|((input, admission), found)| match (admission, found) {
+                (Admission::Stored(loaded), Some(Found::Registered(case_no))) => {
+                    (input, Admission::Decided(Ok(Pending::Duplicate { case_no, sha: loaded.letter_sha })))
+                }
+                (Admission::Stored(loaded), Some(Found::Claimed(job))) => (input, Admission::Claimed(job, loaded)),
+                (other, _) => (input, other),
+            })
+            .collect()
+    }
+
+    /// What the store holds of each stored letter of a chunk (`None` for the others, and
+    /// for a letter whose job exists already).
+    async fn admit_together(&self, chunk: &[(LetterInput, Admission)]) -> Result<Vec<Option<Found>>, SystemError> {
+        let stored: Vec<(usize, &LetterInput, &LoadedLetter)> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (input, a))| match a {
+                Admission::Stored(loaded) => Some((i, input, loaded)),
+                _ => None,
+            })
+            .collect();
+        let mut found: Vec<Option<Found>> = chunk.iter().map(|_| None).collect();
+        if stored.is_empty() {
+            return Ok(found);
         }
-        Ok(reports)
+        let shas: Vec<&Sha256Hex> = stored.iter().map(|(_, _, l)| &l.letter_sha).collect();
+        let registered =
+            patiently(&self.cfg.queue, "looking letters up", || async { Ok(self.store.find_letters(&shas).await?) })
+                .await?;
+        let mut new = Vec::new();
+        let mut jobs = Vec::new();
+        for (i, input, loaded) in &stored {
+            match registered.get(loaded.letter_sha.as_str()) {
+                Some(case_no) => found[*i] = Some(Found::Registered(case_no.clone())),
+                None => {
+                    new.push(*i);
+                    jobs.push(self.letter_job(loaded, &input.source)?);
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(found);
+        }
+        let lease = self.lease().as_millis() as i64;
+        let _gate = self.write_gate().await;
+        let claimed = patiently(&self.cfg.queue, "queuing letters", || async {
+            Ok(self.store.enqueue_claimed_many(&jobs, &self.worker, lease).await?)
+        })
+        .await?;
+        for (i, job) in new.into_iter().zip(claimed) {
+            found[i] = job.map(Found::Claimed);
+        }
+        Ok(found)
+    }
+
+    /// On SQLite, this process's writes one at a time, waiting in turn here instead of in
+    /// SQLite's busy handler (which sleeps up to 100 ms between tries): the write lock is
+    /// the database's anyway.
+    async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.store.is_sqlite() {
+            true => Some(self.writes.lock().await),
+            false => None,
+        }
+    }
+
+    /// Registers a group of read letters and delivers their reports in order.
+    async fn register_group(
+        &self,
+        group: Vec<(LetterInput, NewCase, String)>,
+        reports: &mut Vec<LetterReport>,
+        on_report: &mut impl FnMut(&LetterReport),
+    ) -> Result<(), SystemError> {
+        if group.is_empty() {
+            return Ok(());
+        }
+        let letters: Vec<(&NewCase, &str)> = group.iter().map(|(_, new, job)| (new, job.as_str())).collect();
+        let gate = self.write_gate().await;
+        let registered = self.registrar.register_many(&letters).await?;
+        drop(gate);
+        for ((input, new, _), (registration, settled)) in group.iter().zip(registered) {
+            let report = self.report_registered(&input.source, new, registration, settled).await?;
+            self.deliver(input, report, reports, on_report).await?;
+        }
+        Ok(())
+    }
+
+    /// Completes a letter's report (a backfilled letter's class decided back then) and
+    /// hands it on.
+    async fn deliver(
+        &self,
+        input: &LetterInput,
+        mut report: LetterReport,
+        reports: &mut Vec<LetterReport>,
+        on_report: &mut impl FnMut(&LetterReport),
+    ) -> Result<(), SystemError> {
+        if let Some(archive) = &input.archive {
+            self.record_class_then(&mut report, archive).await?;
+        }
+        on_report(&report);
+        reports.push(report);
+        Ok(())
     }
 
     /// After a crash of an earlier process on this machine: its jobs are released at once
@@ -344,18 +563,56 @@ impl Intake {
     /// Reads a letter input's files and stores them as originals (durably, before anything
     /// else happens to them).
     async fn store_input(&self, input: &LetterInput) -> Result<Result<LoadedLetter, LetterError>, SystemError> {
-        let files = match input::read_files(input, &self.cfg) {
+        let stored = self.store_files(input).await?;
+        Ok(stored.map(|mut loaded| {
+            loaded.archive = input.archive.clone();
+            loaded
+        }))
+    }
+
+    /// Reads a letter input's files and stores them as originals, on the blocking pool:
+    /// several letters at once, since a new file's fsync costs milliseconds and those in
+    /// flight together share the file system's journal commits. A passing failure (a full
+    /// disk) is then waited out here, one file at a time.
+    async fn store_files(&self, input: &LetterInput) -> Result<Result<LoadedLetter, LetterError>, SystemError> {
+        let (cfg, files_store, owned) = (Arc::clone(&self.cfg), self.files.clone(), input.clone());
+        let (files, stored) = tokio::task::spawn_blocking(move || {
+            let files = input::read_files(&owned, &cfg)?;
+            let stored: Result<Vec<Sha256Hex>, FileStoreError> =
+                files.iter().map(|(_, bytes)| files_store.put_original(bytes).map(|(sha, _)| sha)).collect();
+            Ok::<_, LetterError>((files, stored))
+        })
+        .await
+        .map_err(|e| SystemError::Task(format!("storing originals: {e}")))?
+        .map_or_else(|e| (Err(e), Ok(Vec::new())), |(f, s)| (Ok(f), s));
+        let files = match files {
             Ok(f) => f,
             Err(error) => return Ok(Err(error)),
         };
-        let mut shas = Vec::with_capacity(files.len());
-        for (_, bytes) in &files {
-            let (sha, _) =
-                patiently(&self.cfg.queue, "storing an original", || async { Ok(self.files.put_original(bytes)?) })
+        let shas = match stored {
+            Ok(shas) => shas,
+            Err(e) if e.is_disk_full() => {
+                let mut shas = Vec::with_capacity(files.len());
+                for (_, bytes) in &files {
+                    let (sha, _) = patiently(&self.cfg.queue, "storing an original", || async {
+                        Ok(self.files.put_original(bytes)?)
+                    })
                     .await?;
-            shas.push(sha);
-        }
+                    shas.push(sha);
+                }
+                shas
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(Ok(LoadedLetter::new(files, shas, input.is_folder, &self.files)))
+    }
+
+    /// Waits until the letter at `input` fits in the read-ahead budget (the bytes of the
+    /// letters read but not yet registered), and holds its share until it is dropped.
+    async fn reserve(&self, input: &LetterInput) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let bytes: u64 = input.paths().iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let kib = u32::try_from(bytes / 1024 + 1).unwrap_or(u32::MAX).min(self.ahead_kib);
+        Arc::clone(&self.ahead).acquire_many_owned(kib).await.ok()
     }
 
     /// The digest of the letter at `input` as its files are now (`None` when they cannot be
@@ -387,6 +644,7 @@ impl Intake {
                 })
                 .collect(),
             supersedes: loaded.supersedes.as_ref().map(CaseNo::to_string),
+            archive: loaded.archive.clone(),
         };
         Ok(NewJob {
             job_id: letter_job_id(&loaded.letter_sha),
@@ -472,6 +730,7 @@ impl Intake {
         let shas = payload.originals.iter().map(|o| o.sha256.clone()).collect();
         let mut loaded = LoadedLetter::new(files, shas, payload.is_folder, &self.files);
         loaded.supersedes = payload.supersedes.as_deref().and_then(|c| c.parse().ok());
+        loaded.archive = payload.archive;
         if let Some(existing) = self.store.find_letter(&loaded.letter_sha).await? {
             self.store.finish_job(&job.job_id, &existing.to_string()).await?;
             return Ok(Pending::Duplicate { case_no: existing, sha: loaded.letter_sha });
@@ -481,7 +740,8 @@ impl Intake {
 
     /// Reads a letter whose job this worker holds; gives it up when it was claimed too often.
     async fn prepare_claimed(&self, job: Job, loaded: LoadedLetter) -> Result<Pending, SystemError> {
-        let received_at = job.created_at;
+        // A backfilled letter was received when its archive says; any other when queued.
+        let received_at = loaded.archive.as_ref().map_or(job.created_at, |a| a.received_at);
         if job.exhausted() {
             let reason = match &job.last_error {
                 Some(e) => format!("gave up after {} attempts: {e}", job.max_attempts),
@@ -506,7 +766,7 @@ impl Intake {
     async fn understand(&self, source: &str, text: &str, received_at: i64) -> Box<Understanding> {
         let u = Arc::clone(&self.understander);
         let text = text.to_string();
-        let received = receipt_day(received_at);
+        let received = self.understander.receipt_day(received_at);
         match tokio::task::spawn_blocking(move || u.understand(&text, received)).await {
             Ok(u) => Box::new(u),
             Err(e) => {

@@ -25,11 +25,15 @@ pub struct ReadLetter {
 pub struct Reader {
     cfg: Arc<Config>,
     pool: OcrPool,
+    /// Letters with images decoded and read at once (`in_flight`): their decoded pages are
+    /// what holds memory. Text letters need no slot.
+    decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl Reader {
     pub fn new(cfg: Arc<Config>, pool: OcrPool) -> Reader {
-        Reader { cfg, pool }
+        let decoding = Arc::new(tokio::sync::Semaphore::new(pool.workers() + 1));
+        Reader { cfg, pool, decoding }
     }
 
     /// Letters read at once: enough that every OCR engine has pages to work on.
@@ -48,6 +52,11 @@ impl Reader {
     }
 
     async fn read_unbounded(&self, files: Arc<LetterFiles>) -> Result<ReadLetter, LetterError> {
+        let text_only = files.iter().all(|(_, b)| matches!(ingest::detect_format(b), Ok(InputFormat::Text)));
+        let _slot = match text_only {
+            true => None,
+            false => Some(self.decoding.acquire().await.map_err(|e| LetterError::Crashed(e.to_string()))?),
+        };
         let limits = self.cfg.limits.clone();
         let decoded = tokio::task::spawn_blocking(move || {
             let bytes: Vec<&[u8]> = files.iter().map(|(_, b)| b.as_slice()).collect();

@@ -6,16 +6,21 @@
 
 use super::input::LetterInput;
 use super::report::LetterReport;
-use super::{patiently, receipt_day, Intake, LetterError, LoadedLetter, Pending, ReadLetter, SystemError};
+use super::{patiently, Intake, LetterError, LoadedLetter, Pending, ReadLetter, SystemError};
 use crate::config::QueueConfig;
+use crate::store::ArchiveRecord;
 use crate::store::{
     CaseForRerun, JobState, NewCase, Registration, RepeatLookup, RunOutcome, RunResult, Store, StoreError,
 };
 use crate::understand::Understander;
 use std::sync::Arc;
 use xinfang_models::{
-    letter_confidence, letter_text, Candidate, CaseNo, IngestStatus, InputFormat, PageOrigin, PageText, Understanding,
+    letter_confidence, letter_text, Candidate, CaseNo, IngestStatus, InputFormat, LetterClass, PageOrigin, PageText,
+    ReviewEdit, Understanding,
 };
+
+/// Who the class an archive decided back then is recorded as reviewed by.
+pub const ARCHIVE_REVIEWER: &str = "档案回填";
 
 /// Registers letters and re-runs, each settled against the earlier letters the store finds.
 #[derive(Clone)]
@@ -37,7 +42,7 @@ impl Registrar {
         new: &NewCase,
         job: Option<&str>,
     ) -> Result<(Registration, Option<Understanding>), SystemError> {
-        let received = receipt_day(new.received_at);
+        let received = self.understander.receipt_day(new.received_at);
         let settle = |u: &mut Understanding, candidates: &[Candidate]| {
             self.understander.settle(u, candidates, received);
         };
@@ -48,6 +53,38 @@ impl Registrar {
         .await
     }
 
+    /// Registers letters in one transaction (group commit), in order: each one's repeat
+    /// lookup sees the ones before it, exactly as one at a time. Should the group fail for
+    /// a reason that does not pass (a race with another worker on a letter's digest), its
+    /// letters are registered one at a time, each with its own outcome.
+    pub async fn register_many(
+        &self,
+        letters: &[(&NewCase, &str)],
+    ) -> Result<Vec<(Registration, Option<Understanding>)>, SystemError> {
+        if letters.len() == 1 {
+            return Ok(vec![self.register(letters[0].0, Some(letters[0].1)).await?]);
+        }
+        let u = &self.understander;
+        let settle = |at: i64, d: &mut Understanding, c: &[Candidate]| {
+            u.settle(d, c, u.receipt_day(at));
+        };
+        let grouped = patiently(&self.queue, "registering letters", || async {
+            Ok(self.store.register_letters(letters, u.candidate_limits(), &settle).await?)
+        })
+        .await;
+        match grouped {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                tracing::debug!("a group of {} letters is registered one at a time: {e}", letters.len());
+                let mut done = Vec::with_capacity(letters.len());
+                for (new, job) in letters {
+                    done.push(self.register(new, Some(job)).await?);
+                }
+                Ok(done)
+            }
+        }
+    }
+
     /// Stores a re-run of a case, settled against the letters received before it.
     pub async fn apply_run(
         &self,
@@ -55,7 +92,7 @@ impl Registrar {
         run: &RunResult,
         job: Option<&str>,
     ) -> Result<RunOutcome, SystemError> {
-        let received = receipt_day(case.received_at);
+        let received = self.understander.receipt_day(case.received_at);
         let settle = |u: &mut Understanding, candidates: &[Candidate]| {
             self.understander.settle(u, candidates, received);
         };
@@ -129,6 +166,51 @@ impl Intake {
         Ok(r)
     }
 
+    /// The class an archive decided back then, recorded as that review of the backfilled
+    /// case (through the one review function; the rules' decision stays beside it, and a
+    /// re-run never overwrites it). Once: a case reviewed already keeps its review, so a
+    /// manifest given again changes nothing.
+    pub(super) async fn record_class_then(
+        &self,
+        report: &mut LetterReport,
+        archive: &ArchiveRecord,
+    ) -> Result<(), SystemError> {
+        use super::review::{review, ReviewFailure};
+        let (Some(class), Some(case_no)) = (archive.class_then, report.case_no.as_deref()) else {
+            return Ok(());
+        };
+        let case_no: CaseNo = case_no.parse().map_err(|e| StoreError::Corrupt(format!("case {case_no}: {e}")))?;
+        // The same bytes registered before as an ordinary letter are not the archive's case.
+        if self.store.archive_record(&case_no).await?.is_none() {
+            return Ok(());
+        }
+        let edit = ReviewEdit {
+            reviewer: ARCHIVE_REVIEWER.into(),
+            class: Some(class),
+            level: None,
+            named: None,
+            // The archive's own handling of a letter outside the commission's business.
+            forward_to: (!class.in_scope() && class != LetterClass::NoSubstance).then(|| "按原档案处理".to_string()),
+            note: format!("class decided back then ({})", archive.source),
+        };
+        match review(&self.store, &self.understander, &case_no, &edit, Some(0)).await {
+            Ok(_) => {
+                if let Some(d) = self.store.decision(&case_no).await? {
+                    report.set_decision(&d);
+                }
+                report.review = false;
+                Ok(())
+            }
+            // Reviewed already (this manifest given before, or a person since).
+            Err(ReviewFailure::Stale { .. }) => Ok(()),
+            Err(ReviewFailure::Store(e)) => Err(e.into()),
+            Err(why) => {
+                report.flags.push(format!("class_then_not_recorded: {why}"));
+                Ok(())
+            }
+        }
+    }
+
     /// Quarantines a letter that cannot be read and ends its job as failed.
     async fn fail(
         &self,
@@ -167,9 +249,10 @@ impl Intake {
 
     /// The case of a letter: its originals and what was read of it.
     fn new_case(&self, source: &str, loaded: LoadedLetter, format: InputFormat, received_at: i64) -> NewCase {
+        let archive = loaded.archive;
         NewCase {
             organ: self.cfg.numbering.organ_code.clone(),
-            channel: self.cfg.numbering.channel,
+            channel: archive.as_ref().and_then(|a| a.channel).unwrap_or(self.cfg.numbering.channel),
             letter_sha256: loaded.letter_sha,
             source_name: source.to_string(),
             format,
@@ -179,6 +262,8 @@ impl Intake {
             text: String::new(),
             needs_review: true,
             received_at,
+            received_on: self.understander.receipt_day(received_at),
+            archive,
             understanding: None,
             ocr_engine: None,
             manual: None,
@@ -186,21 +271,26 @@ impl Intake {
         }
     }
 
-    /// Registers a case and reports it from what it holds; `Err` with the duplicate's report
-    /// when a letter with the same bytes was registered first (an earlier one of this batch,
-    /// or another worker).
-    async fn register_case(
+    /// Registers a case and reports it from what it holds (a duplicate's report when a
+    /// letter with the same bytes was registered first: an earlier one of this batch, or
+    /// another worker).
+    async fn register_case(&self, source: &str, new: &NewCase, job: &str) -> Result<LetterReport, SystemError> {
+        let (registration, settled) = self.registrar.register(new, Some(job)).await?;
+        self.report_registered(source, new, registration, settled).await
+    }
+
+    /// The report of a registration: the new case with its settled decision and text, or
+    /// the case whose bytes it duplicates.
+    pub(super) async fn report_registered(
         &self,
         source: &str,
         new: &NewCase,
-        job: &str,
-    ) -> Result<Result<(LetterReport, Option<Understanding>), LetterReport>, SystemError> {
-        let (registration, settled) = self.registrar.register(new, Some(job)).await?;
+        registration: Registration,
+        settled: Option<Understanding>,
+    ) -> Result<LetterReport, SystemError> {
         let case_no = match registration {
             Registration::Registered(c) => c,
-            Registration::Duplicate(c) => {
-                return Ok(Err(self.duplicate_report(source, &c, new.letter_sha256.as_str()).await?))
-            }
+            Registration::Duplicate(c) => return self.duplicate_report(source, &c, new.letter_sha256.as_str()).await,
         };
         let mut r = LetterReport::new(source, IngestStatus::Registered);
         r.case_no = Some(case_no.to_string());
@@ -214,7 +304,11 @@ impl Intake {
             .iter()
             .flat_map(|p| p.flags.iter().map(move |f| format!("p{}:{}", p.page_no, f.as_str())))
             .collect();
-        Ok(Ok((r, settled)))
+        if let Some(u) = &settled {
+            r.set_decision(&u.decision);
+            r.text = Some(if u.routing_stub() { String::new() } else { new.text.clone() });
+        }
+        Ok(r)
     }
 
     /// Registers a letter the intake gave up reading, for manual handling: its originals,
@@ -229,10 +323,10 @@ impl Intake {
     ) -> Result<LetterReport, SystemError> {
         let format = loaded.originals.first().map_or(InputFormat::Text, |o| o.format);
         let new = NewCase { manual: Some(reason.to_string()), ..self.new_case(source, loaded, format, received_at) };
-        let (mut r, _) = match self.register_case(source, &new, job).await? {
-            Ok(registered) => registered,
-            Err(duplicate) => return Ok(duplicate),
-        };
+        let mut r = self.register_case(source, &new, job).await?;
+        if r.status == IngestStatus::Duplicate {
+            return Ok(r);
+        }
         r.flags = vec!["manual_handling".into()];
         r.error = Some(reason.to_string());
         Ok(r)
@@ -243,12 +337,25 @@ impl Intake {
     async fn register_read(
         &self,
         source: &str,
-        mut loaded: LoadedLetter,
-        mut letter: ReadLetter,
+        loaded: LoadedLetter,
+        letter: ReadLetter,
         job: &str,
         received_at: i64,
         understanding: Understanding,
     ) -> Result<LetterReport, SystemError> {
+        let new = self.read_case(source, loaded, letter, received_at, understanding);
+        self.register_case(source, &new, job).await
+    }
+
+    /// The case of a read and decided letter, the reporter's identity taken out of its text.
+    pub(super) fn read_case(
+        &self,
+        source: &str,
+        mut loaded: LoadedLetter,
+        mut letter: ReadLetter,
+        received_at: i64,
+        understanding: Understanding,
+    ) -> NewCase {
         for (original, encoding) in loaded.originals.iter_mut().zip(&letter.encodings) {
             original.encoding = encoding.map(String::from);
         }
@@ -256,23 +363,14 @@ impl Intake {
         let text = self.understander.redact(&letter_text(&letter.pages), &mut letter.pages, &understanding.identity);
         let needs_review = letter.pages.iter().any(PageText::needs_review) || understanding.decision.review;
         let ocr_engine = letter.pages.iter().any(|p| p.origin == PageOrigin::Ocr).then(|| self.ocr_engine.clone());
-        let new = NewCase {
+        NewCase {
             ocr_confidence: letter_confidence(&letter.pages),
             pages: letter.pages,
-            text: text.clone(),
+            text,
             needs_review,
             understanding: Some(understanding),
             ocr_engine,
             ..self.new_case(source, loaded, letter.format, received_at)
-        };
-        let (mut r, settled) = match self.register_case(source, &new, job).await? {
-            Ok(registered) => registered,
-            Err(duplicate) => return Ok(duplicate),
-        };
-        if let Some(u) = &settled {
-            r.set_decision(&u.decision);
-            r.text = Some(if u.routing_stub() { String::new() } else { text });
         }
-        Ok(r)
     }
 }

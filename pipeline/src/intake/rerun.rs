@@ -6,7 +6,7 @@
 //!
 //! **Invariant:** a re-run never overwrites a reviewer's decision (see `store::runs`).
 
-use super::{patiently, receipt_day, Intake, LetterError, SystemError};
+use super::{patiently, Intake, LetterError, SystemError};
 use crate::digest::sha256;
 use crate::store::{CaseForRerun, Job, JobKind, NewJob, RerunPayload, RunOutcome, RunResult};
 use crate::understand::restore;
@@ -121,7 +121,7 @@ impl Intake {
             pages
         };
         let text = letter_text(&pages);
-        let received = receipt_day(case.received_at);
+        let received = self.understander.receipt_day(case.received_at);
         let u = Arc::clone(&self.understander);
         let owned = text.clone();
         let understanding = match tokio::task::spawn_blocking(move || u.understand(&owned, received)).await {

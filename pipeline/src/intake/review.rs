@@ -37,7 +37,7 @@ pub async fn review(
         Err(NotReviewable::NoSuchCase) => return Err(ReviewFailure::NoSuchCase(case_no.clone())),
         Err(NotReviewable::NoDecision) => return Err(ReviewFailure::NoDecision(case_no.clone())),
     };
-    let decision = understander.review(&base.decision, edit, super::receipt_day(base.received_at))?;
+    let decision = understander.review(&base.decision, edit, understander.receipt_day(base.received_at))?;
     let based_on = seen_reviews.unwrap_or(base.reviews);
     match store.record_review(case_no, &decision, edit.reviewer.trim(), &edit.note, based_on).await? {
         ReviewSaved::Recorded { changes } => Ok(changes),

@@ -40,7 +40,7 @@ pub enum WorkReport {
 
 /// A claimed job, read and ready to be stored.
 enum Worked {
-    Letter(Result<Pending, SystemError>),
+    Letter(Box<Result<Pending, SystemError>>),
     Rerun(Box<Result<Result<PendingRerun, String>, SystemError>>),
 }
 
@@ -77,7 +77,7 @@ impl Intake {
         let worked = claims
             .map(move |job: Job| async move {
                 let w = match job.kind {
-                    JobKind::Letter => Worked::Letter(me.prepare_job(job.clone()).await),
+                    JobKind::Letter => Worked::Letter(Box::new(me.prepare_job(job.clone()).await)),
                     // A re-run that stopped its worker each time is not tried again.
                     JobKind::Rerun if job.exhausted() => Worked::Rerun(Box::new(Ok(Err(format!(
                         "gave up after {} attempts: re-running it stopped its worker each time",
@@ -92,7 +92,7 @@ impl Intake {
         let mut done = 0;
         while let Some((job, w)) = worked.next().await {
             let outcome = match w {
-                Worked::Letter(p) => match p {
+                Worked::Letter(p) => match *p {
                     Ok(p) => self.finish(&job.source_name, None, p).await.map(|r| WorkReport::Letter(Box::new(r))),
                     Err(e) => Err(e),
                 },

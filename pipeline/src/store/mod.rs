@@ -8,12 +8,14 @@
 //! rules made (decision, identity, fingerprint, keys) and hands back the candidates it finds;
 //! what they mean is decided by the caller's `settle`.
 
+mod archive;
 mod deferred;
 pub mod fixtures;
 mod originals;
 mod queue;
 mod runs;
 
+pub use archive::ArchiveRecord;
 pub use originals::{
     files_below, move_aside, quarantine_id, unread_tag, write_reason_beside, FileStore, FileStoreError,
 };
@@ -26,6 +28,7 @@ pub use runs::{
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::sync::Arc;
 use thiserror::Error;
 use xinfang_models::{
     Candidate, CandidateLimits, CaseNo, CaseStatus, Channel, Decision, Fingerprint, InputFormat, LookupKey, PageText,
@@ -117,6 +120,11 @@ pub struct NewCase {
     pub needs_review: bool,
     /// Unix milliseconds.
     pub received_at: i64,
+    /// The organ's day of receipt (in its time zone): the case number takes its year.
+    pub received_on: chrono::NaiveDate,
+    /// What the archive says of a backfilled letter (its number, the class and status decided
+    /// back then); the case's channel and date of receipt are already taken from it.
+    pub archive: Option<ArchiveRecord>,
     /// What the rules made of the letter, when it went through them (before the repeat
     /// lookup, which happens inside the registration).
     pub understanding: Option<Understanding>,
@@ -182,6 +190,8 @@ pub struct Store {
     pool: AnyPool,
     is_postgres: bool,
     fingerprints: FingerprintCache,
+    /// The last instant `next_instant` handed out.
+    clock: Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// Values per `IN (…)` list or multi-row statement: well under every backend's parameter
@@ -239,10 +249,49 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         sqlx::migrate!("pipeline/migrations").run(&pool).await?;
-        Ok(Store { pool, is_postgres: !is_sqlite, fingerprints: FingerprintCache::default() })
+        let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        Ok(Store { pool, is_postgres: !is_sqlite, fingerprints: FingerprintCache::default(), clock })
     }
 
     /// The case already registered for this letter digest, if any.
+    /// The cases registered with these letter digests, by digest.
+    pub async fn find_letters(
+        &self,
+        shas: &[&Sha256Hex],
+    ) -> Result<std::collections::HashMap<String, CaseNo>, StoreError> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in shas.chunks(IN_LIST) {
+            let sql = format!(
+                "SELECT letter_sha256, case_no FROM cases WHERE letter_sha256 IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for sha in chunk {
+                q = q.bind(sha.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                found.insert(row.try_get("letter_sha256")?, parse_case_no(&row.try_get::<String, _>("case_no")?)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// A time for a new row that is after every one this store handed out before: now, or
+    /// a millisecond after the last (rows made in one millisecond keep their order).
+    pub(crate) fn next_instant(&self) -> i64 {
+        use std::sync::atomic::Ordering;
+        let now = now_ms();
+        let prev = self.clock.fetch_max(now, Ordering::SeqCst);
+        if prev < now {
+            return now;
+        }
+        self.clock.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        !self.is_postgres
+    }
+
     pub async fn find_letter(&self, sha: &Sha256Hex) -> Result<Option<CaseNo>, StoreError> {
         let row = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
             .bind(sha.as_str())
@@ -308,6 +357,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Registers letters in one transaction under the registry lock (group commit), in
+    /// order: each one's repeat lookup sees the ones before it, and a letter whose bytes an
+    /// earlier one of the group has is its duplicate. Either every letter is registered and
+    /// its job done, or (an error) none is.
+    pub async fn register_letters(
+        &self,
+        letters: &[(&NewCase, &str)],
+        limits: CandidateLimits,
+        settle: SettleAt<'_>,
+    ) -> Result<Vec<(Registration, Option<Understanding>)>, StoreError> {
+        let cached = self.fingerprints.transaction();
+        let mut tx = self.pool.begin().await?;
+        take_registry_lock(&mut tx).await?;
+        let mut done = Vec::with_capacity(letters.len());
+        for (new, job) in letters {
+            let at = new.received_at;
+            let one = |u: &mut Understanding, c: &[Candidate]| settle(at, u, c);
+            let lookup = RepeatLookup { limits, settle: &one };
+            done.push(register_in(&mut tx, &self.fingerprints, new, Some(lookup), Some(job)).await?);
+        }
+        tx.commit().await?;
+        cached.committed();
+        Ok(done)
+    }
+}
+
 /// One registration inside the caller's transaction, which holds the registry lock (see
 /// `Store::register_letter`).
 async fn register_in(
@@ -330,18 +406,24 @@ async fn register_in(
     }
     let mut understood = new.understanding.clone();
     if let (Some(u), Some(l)) = (understood.as_mut(), lookup) {
-        let candidates = repeat_candidates(&mut *tx, cache, &u.lookup_keys, l.limits, None).await?;
+        // A backfilled letter is compared with the letters received before it (an archive
+        // may be backfilled after later letters came in); one received at the same moment
+        // and registered first counts as before it.
+        let before = new.archive.as_ref().map(|_| (new.received_at.saturating_add(1), ""));
+        let candidates = repeat_candidates(&mut *tx, cache, &u.lookup_keys, l.limits, before).await?;
         (l.settle)(u, &candidates);
     }
     let now = now_ms();
-    let year = chrono::DateTime::from_timestamp_millis(new.received_at)
-        .map(|t| t.with_timezone(&chrono::Local).format("%Y").to_string())
-        .and_then(|y| y.parse::<i32>().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("bad receipt time {}", new.received_at)))?;
+    let year = chrono::Datelike::year(&new.received_on);
     let channel = new.channel.code().to_string();
     let stub = understood.as_ref().is_some_and(Understanding::routing_stub);
     // Intake registers; forwarding, filing a repeat and the rest are reviewers' acts.
-    let status = if new.manual.is_some() { CaseStatus::ManualHandling } else { CaseStatus::Registered };
+    // A backfilled case is in the status its archive says it reached.
+    let status = match (&new.manual, new.archive.as_ref().and_then(|a| a.status_then)) {
+        (Some(_), _) => CaseStatus::ManualHandling,
+        (None, Some(then)) => then,
+        (None, None) => CaseStatus::Registered,
+    };
     // The decision as settled (new facts found now, say) can send the letter to review.
     let needs_review = new.needs_review || understood.as_ref().is_some_and(|u| u.decision.review);
     let seq: i64 = sqlx::query(
@@ -421,6 +503,10 @@ async fn register_in(
     if let Some(reason) = &new.manual {
         detail.push_str(&format!("; manual handling: {reason}"));
     }
+    if let Some(a) = &new.archive {
+        archive::insert_archive(&mut *tx, &no, a, new.channel).await?;
+        detail.push_str(&archive::describe(a));
+    }
     if let Some(d) = &understood {
         runs::write_decision_row(&mut *tx, &no, &d.decision, now).await?;
         let none = Stored { identity: false, keys: Some(&std::collections::BTreeSet::new()) };
@@ -452,7 +538,7 @@ async fn register_in(
         .bind(&no)
         .bind(now)
         .bind("intake")
-        .bind(status.as_str())
+        .bind(if new.archive.is_some() && new.manual.is_none() { "backfilled" } else { status.as_str() })
         .bind(detail)
         .execute(&mut *tx)
         .await?;
@@ -475,6 +561,17 @@ impl Store {
     pub async fn list(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {SUMMARY_COLUMNS} FROM cases ORDER BY received_at DESC, case_no DESC LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(summary).collect()
+    }
+
+    /// The cases waiting for a reviewer, the longest waiting first (received earliest).
+    pub async fn review_queue(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM cases WHERE needs_review = 1 ORDER BY received_at, case_no LIMIT $1"
         ))
         .bind(limit)
         .fetch_all(&self.pool)

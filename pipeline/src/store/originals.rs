@@ -72,7 +72,10 @@ impl FileStore {
         }
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let tmp = dir.join(format!(".{}.{}.tmp", sha.as_str(), std::process::id()));
+        // Its own temporary name: the same bytes may be stored by two letters at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{}.{}-{n}.tmp", sha.as_str(), std::process::id()));
         if let Err(e) = write_durably(&tmp, bytes).and_then(|()| fs::rename(&tmp, &path).map_err(write_err(&path))) {
             // A half-written copy is no copy (the disk may be full): it goes.
             let _ = fs::remove_file(&tmp);
@@ -83,7 +86,7 @@ impl FileStore {
     }
 
     /// Removes half-written copies left by processes of this machine that were killed while
-    /// storing an original (`.<digest>.<pid>.tmp` whose process is gone). Returns how many.
+    /// storing an original (`.<digest>.<pid>-<n>.tmp` whose process is gone). Returns how many.
     pub fn sweep_stale_temporaries(&self) -> usize {
         let mut removed = 0;
         let Ok(level1) = fs::read_dir(self.root.join("originals")) else { return 0 };
@@ -97,6 +100,7 @@ impl FileStore {
                         .strip_prefix('.')
                         .and_then(|n| n.strip_suffix(".tmp"))
                         .and_then(|n| n.rsplit('.').next())
+                        .and_then(|p| p.split('-').next())
                         .and_then(|p| p.parse::<i32>().ok());
                     let gone = pid.is_some_and(super::local_process_gone);
                     if gone && fs::remove_file(f.path()).is_ok() {

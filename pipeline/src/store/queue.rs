@@ -34,6 +34,9 @@ pub struct LetterPayload {
     /// saw the file change after it took it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supersedes: Option<String>,
+    /// What the archive a backfilled letter comes from says of it (its date of receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<super::ArchiveRecord>,
 }
 
 /// What a re-run job carries.
@@ -196,26 +199,26 @@ impl Store {
         worker: &WorkerId,
         lease_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
-        let now = now_ms();
-        let row = sqlx::query(&format!(
-            "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
-             max_attempts, worker, lease_until, not_before, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'running', 1, $7, $8, $9, $10, $10, $10) \
-             ON CONFLICT (job_id) DO NOTHING RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(&job.job_id)
-        .bind(job.kind.as_str())
-        .bind(job.letter_sha256.as_deref())
-        .bind(job.case_no.as_deref())
-        .bind(&job.source_name)
-        .bind(&job.payload)
-        .bind(i64::from(job.max_attempts))
-        .bind(worker.as_str())
-        .bind(now + lease_ms)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(job_from_row).transpose()
+        let mut conn = self.pool.acquire().await?;
+        insert_claimed(&mut conn, job, worker, lease_ms, self.next_instant()).await
+    }
+
+    /// Adds jobs already claimed by `worker`, in one transaction, created in their order (a
+    /// millisecond apart: a letter's date of receipt is its job's creation, and letters
+    /// received later come after). `None` for a job whose id exists.
+    pub async fn enqueue_claimed_many(
+        &self,
+        jobs: &[NewJob],
+        worker: &WorkerId,
+        lease_ms: i64,
+    ) -> Result<Vec<Option<Job>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(insert_claimed(&mut tx, job, worker, lease_ms, self.next_instant()).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Claims the next job of `kind` that is ready (queued and past its backoff, or running
@@ -439,6 +442,35 @@ pub(super) async fn mark_done(conn: &mut sqlx::AnyConnection, job_id: &str, resu
 /// Queues `jobs` in one statement (see `Store::enqueue`), queued at `now` and ordered a
 /// millisecond apart from `first` in the order given. Returns how many were added or
 /// re-queued.
+/// Inserts a job claimed by `worker`, created at `now` (`None` when its id exists).
+async fn insert_claimed(
+    conn: &mut sqlx::AnyConnection,
+    job: &NewJob,
+    worker: &WorkerId,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Option<Job>, StoreError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
+         max_attempts, worker, lease_until, not_before, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'running', 1, $7, $8, $9, $10, $10, $10) \
+         ON CONFLICT (job_id) DO NOTHING RETURNING {JOB_COLUMNS}"
+    ))
+    .bind(&job.job_id)
+    .bind(job.kind.as_str())
+    .bind(job.letter_sha256.as_deref())
+    .bind(job.case_no.as_deref())
+    .bind(&job.source_name)
+    .bind(&job.payload)
+    .bind(i64::from(job.max_attempts))
+    .bind(worker.as_str())
+    .bind(now + lease_ms)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
 async fn insert_jobs(conn: &mut sqlx::AnyConnection, jobs: &[NewJob], now: i64, first: i64) -> Result<u64, StoreError> {
     const WIDTH: usize = 9;
     let tuples: Vec<String> = (0..jobs.len())

@@ -840,6 +840,8 @@ mod tests {
             text: text.into(),
             needs_review: false,
             received_at: now_ms(),
+            received_on: chrono::Utc::now().date_naive(),
+            archive: None,
             understanding: Some(understanding(LetterClass::Accusation, "r1")),
             ocr_engine: None,
             manual: None,

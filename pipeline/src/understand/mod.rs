@@ -78,6 +78,17 @@ impl Understander {
         &self.repeat
     }
 
+    /// The organ's working-day calendar (its time zone, its days).
+    pub fn calendar(&self) -> &WorkCalendar {
+        &self.calendar
+    }
+
+    /// The organ's day on which a letter received at `received_at` (Unix ms) was received:
+    /// its deadlines count from it, its case number takes its year.
+    pub fn receipt_day(&self, received_at: i64) -> NaiveDate {
+        self.calendar.day_of(received_at)
+    }
+
     /// How far a repeat lookup for these rules reads.
     pub fn candidate_limits(&self) -> CandidateLimits {
         self.cat.rules.repeat.limits()
