@@ -8,3 +8,4 @@ pub mod rerun;
 pub mod rules;
 pub mod scale;
 pub mod watch;
+pub mod workers;

@@ -31,7 +31,7 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchWatchError
 
 /// A scratch configuration for the service under test: the user's, with its own data
 /// directory, a short stability window and absolute rule paths.
-fn scratch_config(cfg_path: Option<&Path>, cfg: &Config, root: &Path) -> Result<PathBuf, BenchWatchError> {
+pub(crate) fn scratch_config(cfg_path: Option<&Path>, cfg: &Config, root: &Path) -> Result<PathBuf, BenchWatchError> {
     let text = match cfg_path {
         Some(p) => std::fs::read_to_string(p).map_err(io(format!("reading {}", p.display())))?,
         None => xinfang::config::BUILTIN.to_string(),

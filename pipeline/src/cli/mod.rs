@@ -220,6 +220,19 @@ enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         batch: usize,
     },
+    /// Several `xinfang worker` processes sharing one PostgreSQL: the same generated letters
+    /// queued in a fresh database and drained by 1, 2, 4 … workers at once; letters/s and
+    /// the database's share of the CPU
+    Workers {
+        /// Admin URL of the PostgreSQL server (a database is created and dropped per run)
+        #[arg(long)]
+        postgres: String,
+        #[arg(long, default_value_t = 4_000)]
+        letters: usize,
+        /// Numbers of worker processes to measure
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        workers: Vec<usize>,
+    },
     /// Store latency as it grows to a million cases: claim, repeat lookup, list, show and the
     /// review queue (p50/p99) at 10,000, 100,000 and 1,000,000 cases seeded in bulk, on SQLite
     /// and, with --postgres, on a fresh PostgreSQL database
@@ -379,6 +392,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `xinfang bench …`.
+/// The configuration file in use (as named, else `config/xinfang.toml` when present): what a
+/// benchmark's child processes are given.
+fn config_file(cfg_path: Option<&std::path::Path>) -> Option<PathBuf> {
+    cfg_path.map(PathBuf::from).or_else(|| {
+        let p = PathBuf::from(xinfang::config::DEFAULT_PATH);
+        p.exists().then_some(p)
+    })
+}
+
 async fn bench(
     cfg: &Config,
     cfg_path: Option<&std::path::Path>,
@@ -394,6 +416,10 @@ async fn bench(
         BenchCommand::Ingest { letters, postgres, batch } => {
             bench::ingest::ingest(cfg, letters, postgres.as_deref(), batch).await?;
         }
+        BenchCommand::Workers { postgres, letters, workers } => {
+            let path = config_file(cfg_path);
+            bench::workers::workers(path.as_deref(), cfg, &postgres, letters, &workers).await?;
+        }
         BenchCommand::Scale { cases, postgres } => {
             bench::scale::scale(cfg, cases, postgres.as_deref()).await?;
         }
@@ -401,10 +427,7 @@ async fn bench(
             bench::rerun::rerun(cfg, cases, single, postgres.as_deref()).await?;
         }
         BenchCommand::Watch { files, restarts, rate } => {
-            let path = cfg_path.map(PathBuf::from).or_else(|| {
-                let p = PathBuf::from(xinfang::config::DEFAULT_PATH);
-                p.exists().then_some(p)
-            });
+            let path = config_file(cfg_path);
             let ok = bench::watch::watch(path.as_deref(), cfg, files, restarts, rate).await?;
             return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(3) });
         }

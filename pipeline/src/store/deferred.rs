@@ -1,11 +1,13 @@
-//! The rows a batch of re-runs writes at its end, many to a statement: the decision rows,
-//! the review flags, the runs, the events and the jobs done. None of them is read by the
-//! repeat lookups of the letters after it in the batch (those read the fingerprints and the
-//! repeat keys, which each re-run writes at once), so writing them last decides exactly as
-//! writing them one letter at a time; and all are in the batch's one transaction.
+//! The rows a batch of re-runs or a group of registrations writes at its end, many to a
+//! statement: the decision rows, the review flags, the runs, the events, the jobs done, and
+//! for registrations the originals and pages. None of them is read by the repeat lookups of
+//! the letters after it in the batch (those read the fingerprints and the repeat keys, which
+//! each letter writes at once, and a registration's duplicate check reads the case row,
+//! also written at once), so writing them last decides exactly as writing them one letter
+//! at a time; and all are in the batch's one transaction.
 
-use super::{placeholders, StoreError, IN_LIST};
-use xinfang_models::Decision;
+use super::{placeholders, StoreError, StoredOriginal, IN_LIST};
+use xinfang_models::{Decision, PageText};
 
 /// One value to bind.
 enum Val {
@@ -13,6 +15,7 @@ enum Val {
     MaybeText(Option<String>),
     Int(i64),
     Real(f64),
+    MaybeReal(Option<f64>),
 }
 
 /// Rows waiting for the end of the batch, all written at `now`.
@@ -25,6 +28,13 @@ pub(super) struct Deferred {
     events: Vec<Vec<Val>>,
     /// Jobs done, each with the case it re-ran.
     done: Vec<(String, String)>,
+    /// Letter jobs done, each with the case it registered.
+    letters_done: Vec<(String, String)>,
+    /// Originals first seen in the group (each digest once), and the letters' files.
+    originals: Vec<Vec<Val>>,
+    original_digests: std::collections::HashSet<String>,
+    case_originals: Vec<Vec<Val>>,
+    pages: Vec<Vec<Val>>,
 }
 
 /// A run of a case to record (see `runs::RunRecord`).
@@ -52,7 +62,53 @@ impl Deferred {
             runs: Vec::new(),
             events: Vec::new(),
             done: Vec::new(),
+            letters_done: Vec::new(),
+            originals: Vec::new(),
+            original_digests: std::collections::HashSet::new(),
+            case_originals: Vec::new(),
+            pages: Vec::new(),
         }
+    }
+
+    /// A registered letter's file `ordinal` (from 1), and its original unless known.
+    pub fn original(&mut self, no: &str, ordinal: i64, o: &StoredOriginal) {
+        if self.original_digests.insert(o.sha256.to_string()) {
+            self.originals.push(vec![
+                Val::Text(o.sha256.to_string()),
+                Val::Int(o.byte_len as i64),
+                Val::Text(o.format.as_str().to_string()),
+                Val::Text(o.stored_path.clone()),
+                Val::Int(self.now),
+                Val::MaybeText(o.encoding.clone()),
+            ]);
+        }
+        self.case_originals.push(vec![
+            Val::Text(no.to_string()),
+            Val::Int(ordinal),
+            Val::Text(o.sha256.to_string()),
+            Val::Text(o.file_name.clone()),
+        ]);
+    }
+
+    /// A registered letter's page (a routing stub's without its text and boxes).
+    pub fn page(&mut self, no: &str, p: &PageText, stub: bool) {
+        let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
+        self.pages.push(vec![
+            Val::Text(no.to_string()),
+            Val::Int(i64::from(p.page_no)),
+            Val::Text(p.origin.as_str().to_string()),
+            Val::Text(if stub { String::new() } else { p.text.clone() }),
+            Val::MaybeReal(p.confidence.map(f64::from)),
+            Val::Int(i64::from(p.rotation)),
+            Val::Real(f64::from(p.skew_deg)),
+            Val::Text(flags.join(",")),
+            Val::Text(super::page_boxes(p, stub)),
+        ]);
+    }
+
+    /// A letter's job is done: it registered case `no`.
+    pub fn letter_done(&mut self, job_id: &str, no: &str) {
+        self.letters_done.push((job_id.to_string(), no.to_string()));
     }
 
     /// When the rows are written.
@@ -120,6 +176,27 @@ impl Deferred {
         let now = self.now;
         insert_rows(
             &mut *conn,
+            "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at, encoding) VALUES",
+            self.originals,
+            " ON CONFLICT (sha256) DO NOTHING",
+        )
+        .await?;
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES",
+            self.case_originals,
+            "",
+        )
+        .await?;
+        insert_rows(
+            &mut *conn,
+            "INSERT INTO pages (case_no, page_no, origin, text, confidence, rotation, skew_deg, flags, boxes) VALUES",
+            self.pages,
+            "",
+        )
+        .await?;
+        insert_rows(
+            &mut *conn,
             "INSERT INTO case_decisions (case_no, rules_version, class, in_scope, named, handling_level, forward_to, \
              repeat_of, new_facts_of, review, score, decision, decided_at) VALUES",
             self.decisions,
@@ -173,6 +250,25 @@ impl Deferred {
             }
             q.execute(&mut *conn).await?;
         }
+        for chunk in self.letters_done.chunks(IN_LIST / 2) {
+            // A letter job's result is the case it registered, each its own.
+            let cases: Vec<String> =
+                (0..chunk.len()).map(|i| format!("WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i)).collect();
+            let sql = format!(
+                "UPDATE jobs SET state = 'done', worker = NULL, lease_until = NULL, \
+                 result = CASE job_id {} END, updated_at = $1 WHERE job_id IN ({})",
+                cases.join(" "),
+                placeholders(2 + 2 * chunk.len(), chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for (job, no) in chunk {
+                q = q.bind(job.as_str()).bind(no.as_str());
+            }
+            for (job, _) in chunk {
+                q = q.bind(job.as_str());
+            }
+            q.execute(&mut *conn).await?;
+        }
         Ok(())
     }
 }
@@ -198,6 +294,7 @@ async fn insert_rows(
                     Val::MaybeText(s) => q.bind(s.as_deref()),
                     Val::Int(i) => q.bind(*i),
                     Val::Real(f) => q.bind(*f),
+                    Val::MaybeReal(f) => q.bind(*f),
                 };
             }
         }

@@ -19,7 +19,7 @@ pub async fn insert_synthetic(
     base_ms: i64,
 ) -> Result<(), StoreError> {
     let cached = store.fingerprints.transaction();
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     for (i, (fp, keys)) in rows.iter().enumerate() {
         let seq = first as i64 + i as i64 + 1;
         let no = format!("BENCH-2025-X-{seq:06}");
@@ -64,11 +64,13 @@ pub async fn repeat_candidates_of(
 /// seeded fast. Returns the case numbers.
 pub async fn register_unsettled(store: &Store, news: &[NewCase]) -> Result<Vec<String>, StoreError> {
     let cached = store.fingerprints.transaction();
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     take_registry_lock(&mut tx).await?;
     let mut out = Vec::with_capacity(news.len());
     for new in news {
-        if let (Registration::Registered(no), _) = register_in(&mut tx, &store.fingerprints, new, None, None).await? {
+        if let (Registration::Registered(no), _) =
+            register_in(&mut tx, &store.fingerprints, new, None, None, None).await?
+        {
             out.push(no.to_string());
         }
     }
@@ -176,7 +178,7 @@ const SEED_MATTER: i64 = 50;
 /// `QLX-{2016 + i / 100000}-X-{i % 100000 + 1}`.
 pub async fn seed_bulk(store: &Store, templates: &[SeedTemplate], from: i64, to: i64) -> Result<(), StoreError> {
     let t = templates.len() as i64;
-    let mut tx = store.pool.begin().await?;
+    let mut tx = store.writer.begin().await?;
     if from == 0 {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS seed_templates (t BIGINT PRIMARY KEY, text TEXT NOT NULL, \

@@ -10,6 +10,7 @@
 
 mod archive;
 mod deferred;
+use deferred::Deferred;
 pub mod fixtures;
 mod originals;
 mod queue;
@@ -188,6 +189,8 @@ pub struct CaseDetail {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where write transactions run (SQLite: one connection, see `open`).
+    writer: AnyPool,
     is_postgres: bool,
     fingerprints: FingerprintCache,
     /// The last instant `next_instant` handed out.
@@ -225,9 +228,8 @@ impl Store {
         } else {
             url.to_string()
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if is_sqlite { 4 } else { 8 })
-            .after_connect(move |conn, _| {
+        let options = || {
+            AnyPoolOptions::new().after_connect(move |conn, _| {
                 Box::pin(async move {
                     if is_sqlite {
                         // A page cache of 64 MiB instead of SQLite's 2 MiB: an archive's repeat
@@ -241,16 +243,24 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect(&url)
-            .await
-            .map_err(|source| StoreError::Open { url: display_url(&url), source })?;
+        };
+        let open_err = |source| StoreError::Open { url: display_url(&url), source };
+        let pool = options().max_connections(if is_sqlite { 4 } else { 8 }).connect(&url).await.map_err(open_err)?;
         if is_sqlite {
             // WAL lets readers (list/show) work while a batch registers letters.
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         sqlx::migrate!("pipeline/migrations").run(&pool).await?;
+        // SQLite: every write transaction on one connection of its own. A connection's page
+        // cache is thrown away whenever another connection wrote since its last
+        // transaction; with writes spread over the pool, each registration read the repeat
+        // index back through the kernel. (PostgreSQL: the one pool.)
+        let writer = match is_sqlite {
+            true => options().max_connections(1).connect(&url).await.map_err(open_err)?,
+            false => pool.clone(),
+        };
         let clock = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        Ok(Store { pool, is_postgres: !is_sqlite, fingerprints: FingerprintCache::default(), clock })
+        Ok(Store { pool, writer, is_postgres: !is_sqlite, fingerprints: FingerprintCache::default(), clock })
     }
 
     /// The case already registered for this letter digest, if any.
@@ -348,9 +358,9 @@ impl Store {
         job_id: Option<&str>,
     ) -> Result<(Registration, Option<Understanding>), StoreError> {
         let cached = self.fingerprints.transaction();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         take_registry_lock(&mut tx).await?;
-        let done = register_in(&mut tx, &self.fingerprints, new, lookup, job_id).await?;
+        let done = register_in(&mut tx, &self.fingerprints, new, lookup, job_id, None).await?;
         tx.commit().await?;
         cached.committed();
         Ok(done)
@@ -369,15 +379,17 @@ impl Store {
         settle: SettleAt<'_>,
     ) -> Result<Vec<(Registration, Option<Understanding>)>, StoreError> {
         let cached = self.fingerprints.transaction();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         take_registry_lock(&mut tx).await?;
         let mut done = Vec::with_capacity(letters.len());
+        let mut later = Deferred::new(now_ms());
         for (new, job) in letters {
             let at = new.received_at;
             let one = |u: &mut Understanding, c: &[Candidate]| settle(at, u, c);
             let lookup = RepeatLookup { limits, settle: &one };
-            done.push(register_in(&mut tx, &self.fingerprints, new, Some(lookup), Some(job)).await?);
+            done.push(register_in(&mut tx, &self.fingerprints, new, Some(lookup), Some(job), Some(&mut later)).await?);
         }
+        later.flush(&mut tx).await?;
         tx.commit().await?;
         cached.committed();
         Ok(done)
@@ -392,6 +404,7 @@ async fn register_in(
     new: &NewCase,
     lookup: Option<RepeatLookup<'_>>,
     job_id: Option<&str>,
+    mut deferred: Option<&mut Deferred>,
 ) -> Result<(Registration, Option<Understanding>), StoreError> {
     if let Some(row) = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
         .bind(new.letter_sha256.as_str())
@@ -413,7 +426,7 @@ async fn register_in(
         let candidates = repeat_candidates(&mut *tx, cache, &u.lookup_keys, l.limits, before).await?;
         (l.settle)(u, &candidates);
     }
-    let now = now_ms();
+    let now = deferred.as_ref().map_or_else(now_ms, |d| d.now());
     let year = chrono::Datelike::year(&new.received_on);
     let channel = new.channel.code().to_string();
     let stub = understood.as_ref().is_some_and(Understanding::routing_stub);
@@ -468,29 +481,39 @@ async fn register_in(
     .bind(new.supersedes.as_ref().map(CaseNo::to_string))
     .execute(&mut *tx)
     .await?;
-    for (i, o) in new.originals.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at, encoding) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
-        )
-        .bind(o.sha256.as_str())
-        .bind(o.byte_len as i64)
-        .bind(o.format.as_str())
-        .bind(&o.stored_path)
-        .bind(now)
-        .bind(o.encoding.as_deref())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES ($1, $2, $3, $4)")
-            .bind(&no)
-            .bind(i as i64 + 1)
+    // In a group, the rows no later letter of it reads wait for its end (`deferred`).
+    if let Some(d) = deferred.as_mut() {
+        for (i, o) in new.originals.iter().enumerate() {
+            d.original(&no, i as i64 + 1, o);
+        }
+        for p in &new.pages {
+            d.page(&no, p, stub);
+        }
+    } else {
+        for (i, o) in new.originals.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO originals (sha256, byte_len, format, stored_path, first_seen_at, encoding) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sha256) DO NOTHING",
+            )
             .bind(o.sha256.as_str())
-            .bind(&o.file_name)
+            .bind(o.byte_len as i64)
+            .bind(o.format.as_str())
+            .bind(&o.stored_path)
+            .bind(now)
+            .bind(o.encoding.as_deref())
             .execute(&mut *tx)
             .await?;
-    }
-    for p in &new.pages {
-        insert_page(&mut *tx, &no, p, stub).await?;
+            sqlx::query("INSERT INTO case_originals (case_no, ordinal, sha256, file_name) VALUES ($1, $2, $3, $4)")
+                .bind(&no)
+                .bind(i as i64 + 1)
+                .bind(o.sha256.as_str())
+                .bind(&o.file_name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for p in &new.pages {
+            insert_page(&mut *tx, &no, p, stub).await?;
+        }
     }
     let encodings: Vec<&str> = new.originals.iter().filter_map(|o| o.encoding.as_deref()).collect();
     let mut detail = format!("{} page(s), format {}", new.pages.len(), new.format);
@@ -508,23 +531,26 @@ async fn register_in(
         detail.push_str(&archive::describe(a));
     }
     if let Some(d) = &understood {
-        runs::write_decision_row(&mut *tx, &no, &d.decision, now).await?;
         let none = Stored { identity: false, keys: Some(&std::collections::BTreeSet::new()) };
         write_understanding(&mut *tx, cache, &no, d, new.received_at, now, none).await?;
-        runs::insert_run(
-            &mut *tx,
-            &no,
-            runs::RunRecord {
-                kind: RunKind::Intake,
-                ocr_engine: new.ocr_engine.as_deref(),
-                text: &new.text,
-                decision: &d.decision,
-                applied: true,
-                differs: false,
-            },
-            now,
-        )
-        .await?;
+        let run = runs::RunRecord {
+            kind: RunKind::Intake,
+            ocr_engine: new.ocr_engine.as_deref(),
+            text: &new.text,
+            decision: &d.decision,
+            applied: true,
+            differs: false,
+        };
+        match deferred.as_mut() {
+            Some(later) => {
+                later.decision(&no, &d.decision)?;
+                later.run(&no, run.first_row())?;
+            }
+            None => {
+                runs::write_decision_row(&mut *tx, &no, &d.decision, now).await?;
+                runs::insert_run(&mut *tx, &no, run, now).await?;
+            }
+        }
         let dd = &d.decision;
         detail.push_str(&format!(
             "; {} {}{}{}",
@@ -534,14 +560,22 @@ async fn register_in(
             if stub { ", routing stub only (上级)" } else { "" }
         ));
     }
-    sqlx::query("INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES ($1, 1, $2, $3, $4, $5)")
-        .bind(&no)
-        .bind(now)
-        .bind("intake")
-        .bind(if new.archive.is_some() && new.manual.is_none() { "backfilled" } else { status.as_str() })
-        .bind(detail)
-        .execute(&mut *tx)
-        .await?;
+    let action = if new.archive.is_some() && new.manual.is_none() { "backfilled" } else { status.as_str() };
+    match deferred.as_mut() {
+        Some(later) => later.event(&no, 1, "intake", action, detail),
+        None => {
+            sqlx::query(
+                "INSERT INTO case_events (case_no, seq, at, actor, action, detail) VALUES ($1, 1, $2, $3, $4, $5)",
+            )
+            .bind(&no)
+            .bind(now)
+            .bind("intake")
+            .bind(action)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     if let Some(old) = &new.supersedes {
         let old = old.to_string();
         runs::flag_for_review(&mut *tx, &old, now).await?;
@@ -550,8 +584,10 @@ async fn register_in(
         );
         runs::insert_event(&mut *tx, &old, "intake", "superseded", &why, now).await?;
     }
-    if let Some(job) = job_id {
-        queue::mark_done(&mut *tx, job, &no).await?;
+    match (job_id, deferred) {
+        (Some(job), Some(later)) => later.letter_done(job, &no),
+        (Some(job), None) => queue::mark_done(&mut *tx, job, &no).await?,
+        (None, _) => {}
     }
     Ok((Registration::Registered(case_no), understood))
 }
@@ -666,6 +702,7 @@ impl Store {
 
     /// Closes the pool, flushing SQLite's write-ahead log.
     pub async fn close(self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -950,13 +987,18 @@ impl FingerprintCache {
 }
 
 /// Writes one page row; a routing stub's page keeps no text and no boxes.
-async fn insert_page(conn: &mut sqlx::AnyConnection, no: &str, p: &PageText, stub: bool) -> Result<(), StoreError> {
-    let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
-    let boxes = if stub {
+/// A page's word and line boxes as stored (none for a routing stub).
+fn page_boxes(p: &PageText, stub: bool) -> String {
+    if stub {
         serde_json::json!({ "words": [], "lines": [] }).to_string()
     } else {
         serde_json::json!({ "words": p.words, "lines": p.lines }).to_string()
-    };
+    }
+}
+
+async fn insert_page(conn: &mut sqlx::AnyConnection, no: &str, p: &PageText, stub: bool) -> Result<(), StoreError> {
+    let flags: Vec<&str> = p.flags.iter().map(|f| f.as_str()).collect();
+    let boxes = page_boxes(p, stub);
     sqlx::query(
         "INSERT INTO pages (case_no, page_no, origin, text, confidence, rotation, skew_deg, flags, boxes) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

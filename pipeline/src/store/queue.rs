@@ -180,7 +180,7 @@ impl Store {
     /// re-queued.
     pub async fn enqueue_many(&self, jobs: &[NewJob]) -> Result<u64, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut added = 0;
         // Nine values a row.
         for (c, chunk) in jobs.chunks(IN_LIST / 2).enumerate() {
@@ -212,7 +212,7 @@ impl Store {
         worker: &WorkerId,
         lease_ms: i64,
     ) -> Result<Vec<Option<Job>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let mut out = Vec::with_capacity(jobs.len());
         for job in jobs {
             out.push(insert_claimed(&mut tx, job, worker, lease_ms, self.next_instant()).await?);

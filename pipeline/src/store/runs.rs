@@ -29,6 +29,22 @@ pub(super) struct RunRecord<'a> {
     pub differs: bool,
 }
 
+impl RunRecord<'_> {
+    /// The run as the first of its case, to be written later with others.
+    pub(super) fn first_row(&self) -> RunRow<'_> {
+        RunRow {
+            run_no: 1,
+            kind: self.kind.as_str(),
+            ocr_engine: self.ocr_engine,
+            rules_version: &self.decision.rules_version,
+            text_sha256: sha256(self.text.as_bytes()).to_string(),
+            decision: self.decision,
+            applied: self.applied,
+            differs: self.differs,
+        }
+    }
+}
+
 /// Appends a run to a case's history.
 pub(super) async fn insert_run(
     conn: &mut sqlx::AnyConnection,
@@ -500,7 +516,7 @@ impl Store {
     ) -> Result<ReviewSaved, StoreError> {
         let no = case_no.to_string();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         take_registry_lock(&mut tx).await?;
         let reviews = review_count(&mut tx, &no).await?;
         if reviews != based_on {
@@ -576,7 +592,7 @@ impl Store {
         job_id: Option<&str>,
     ) -> Result<RunOutcome, StoreError> {
         let cached = self.fingerprints.transaction();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         take_registry_lock(&mut tx).await?;
         let mut deferred = Deferred::new(now_ms());
         let prior = Prior::of_one(&mut tx, &case.case_no.to_string()).await?;
@@ -601,7 +617,7 @@ impl Store {
     ) -> Result<Vec<RunOutcome>, StoreError> {
         let now = now_ms();
         let cached = self.fingerprints.transaction();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         take_registry_lock(&mut tx).await?;
         // What each case has stored, read for the whole batch at once: a case's run writes
         // only its own rows, so what the ones before it wrote does not change this.
