@@ -513,18 +513,35 @@ impl Intake {
         reports: &mut Vec<LetterReport>,
         on_report: &mut impl FnMut(&LetterReport),
     ) -> Result<(), SystemError> {
-        if group.is_empty() {
-            return Ok(());
-        }
-        let letters: Vec<(&NewCase, &str)> = group.iter().map(|(_, new, job)| (new, job.as_str())).collect();
-        let gate = self.write_gate().await;
-        let registered = self.registrar.register_many(&letters).await?;
-        drop(gate);
-        for ((input, new, _), (registration, settled)) in group.iter().zip(registered) {
-            let report = self.report_registered(&input.source, new, registration, settled).await?;
-            self.deliver(input, report, reports, on_report).await?;
+        let letters: Vec<(&str, &NewCase, &str)> =
+            group.iter().map(|(input, new, job)| (input.source.as_str(), new, job.as_str())).collect();
+        let made = self.register_read_letters(&letters).await?;
+        for ((input, _, _), report) in group.iter().zip(made) {
+            self.deliver(input, report?, reports, on_report).await?;
         }
         Ok(())
+    }
+
+    /// Registers read letters (source, case, job) in one transaction, this process's SQLite
+    /// writes in turn, and makes each one's report (an error: registered and committed, but
+    /// its report could not be made).
+    async fn register_read_letters(
+        &self,
+        group: &[(&str, &NewCase, &str)],
+    ) -> Result<Vec<Result<LetterReport, SystemError>>, SystemError> {
+        if group.is_empty() {
+            return Ok(Vec::new());
+        }
+        let letters: Vec<(&NewCase, &str)> = group.iter().map(|(_, new, job)| (*new, *job)).collect();
+        let registered = {
+            let _gate = self.write_gate().await;
+            self.registrar.register_many(&letters).await?
+        };
+        let mut reports = Vec::with_capacity(group.len());
+        for ((source, new, _), (registration, settled)) in group.iter().zip(registered) {
+            reports.push(self.report_registered(source, new, registration, settled).await);
+        }
+        Ok(reports)
     }
 
     /// Completes a letter's report (a backfilled letter's class decided back then) and

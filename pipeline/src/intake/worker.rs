@@ -8,7 +8,7 @@
 
 use super::rerun::{PendingRerun, RerunReport};
 use super::{Intake, LeaseKeeper, LetterReport, Pending, SystemError};
-use crate::store::{Job, JobKind};
+use crate::store::{Job, JobKind, NewCase};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -88,40 +88,97 @@ impl Intake {
                 (job, w)
             })
             .buffered(self.reader.in_flight());
-        let mut worked = std::pin::pin!(worked);
-        let mut done = 0;
-        while let Some((job, w)) = worked.next().await {
-            let outcome = match w {
-                Worked::Letter(p) => match *p {
-                    Ok(p) => self.finish(&job.source_name, None, p).await.map(|r| WorkReport::Letter(Box::new(r))),
-                    Err(e) => Err(e),
-                },
-                Worked::Rerun(p) => match *p {
-                    Ok(p) => self.finish_rerun(&job, p).await.map(WorkReport::Rerun),
-                    Err(e) => Err(e),
-                },
-            };
-            match outcome {
-                Ok(report) => {
-                    done += 1;
-                    on_report(&report);
-                }
-                Err(e) => {
-                    let delay = self.backoff(&job);
-                    tracing::error!(
-                        "job {} ({}): {e}; it is queued again in {} s",
-                        job.job_id,
-                        job.source_name,
-                        delay.as_secs()
-                    );
-                    if let Err(e2) = self.store.retry_later(&job.job_id, &e.to_string(), delay.as_millis() as i64).await
-                    {
-                        tracing::error!("cannot queue job {} again ({e2}); its lease will expire", job.job_id);
-                    }
+        // As in `run`: worked jobs reach the registration through a channel, so that jobs go
+        // on being claimed and read while a group is registered, and the letters read
+        // meanwhile are registered together in one transaction (group commit), in order.
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(super::GROUP);
+        let produce = async move {
+            let mut worked = std::pin::pin!(worked);
+            while let Some(item) = worked.next().await {
+                if sender.send(item).await.is_err() {
+                    break;
                 }
             }
-        }
+        };
+        let consume = async {
+            let mut done = 0;
+            let mut arrived = Vec::with_capacity(super::GROUP);
+            while receiver.recv_many(&mut arrived, super::GROUP).await > 0 {
+                let mut group: Vec<(Job, NewCase, String)> = Vec::new();
+                for (job, w) in arrived.drain(..) {
+                    let outcome = match w {
+                        Worked::Letter(p) => match *p {
+                            Ok(Pending::Ready { loaded, letter, job: id, received_at, understanding }) => {
+                                let new = self.read_case(&job.source_name, loaded, letter, received_at, *understanding);
+                                group.push((job, new, id));
+                                continue;
+                            }
+                            Ok(p) => {
+                                // Whatever is not a read letter waits for the letters before it.
+                                done += self.register_jobs(std::mem::take(&mut group), &mut on_report).await;
+                                self.finish(&job.source_name, None, p).await.map(|r| WorkReport::Letter(Box::new(r)))
+                            }
+                            Err(e) => Err(e),
+                        },
+                        Worked::Rerun(p) => {
+                            done += self.register_jobs(std::mem::take(&mut group), &mut on_report).await;
+                            match *p {
+                                Ok(p) => self.finish_rerun(&job, p).await.map(WorkReport::Rerun),
+                                Err(e) => Err(e),
+                            }
+                        }
+                    };
+                    match outcome {
+                        Ok(report) => {
+                            done += 1;
+                            on_report(&report);
+                        }
+                        Err(e) => self.put_back(&job, &e).await,
+                    }
+                }
+                done += self.register_jobs(group, &mut on_report).await;
+            }
+            done
+        };
+        let ((), done) = tokio::join!(produce, consume);
         Ok(done)
+    }
+
+    /// Registers claimed and read letters in one transaction (group commit) and reports
+    /// them; on a failure that does not pass, every job of the group is put back.
+    async fn register_jobs(&self, group: Vec<(Job, NewCase, String)>, on_report: &mut impl FnMut(&WorkReport)) -> u64 {
+        let letters: Vec<(&str, &NewCase, &str)> =
+            group.iter().map(|(job, new, id)| (job.source_name.as_str(), new, id.as_str())).collect();
+        let made = match self.register_read_letters(&letters).await {
+            Ok(made) => made,
+            Err(e) => {
+                for (job, _, _) in &group {
+                    self.put_back(job, &e).await;
+                }
+                return 0;
+            }
+        };
+        let mut done = 0;
+        for ((job, _, _), report) in group.iter().zip(made) {
+            match report {
+                Ok(r) => {
+                    done += 1;
+                    on_report(&WorkReport::Letter(Box::new(r)));
+                }
+                // Registered and committed; only its report could not be made.
+                Err(e) => tracing::error!("job {} ({}): registered, but no report: {e}", job.job_id, job.source_name),
+            }
+        }
+        done
+    }
+
+    /// Queues a job again after a failure of the system, with backoff.
+    async fn put_back(&self, job: &Job, e: &SystemError) {
+        let delay = self.backoff(job);
+        tracing::error!("job {} ({}): {e}; it is queued again in {} s", job.job_id, job.source_name, delay.as_secs());
+        if let Err(e2) = self.store.retry_later(&job.job_id, &e.to_string(), delay.as_millis() as i64).await {
+            tracing::error!("cannot queue job {} again ({e2}); its lease will expire", job.job_id);
+        }
     }
 
     /// The next ready job: letters first (a mailroom's letters wait for no archive re-run).

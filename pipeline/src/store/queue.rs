@@ -199,7 +199,7 @@ impl Store {
         worker: &WorkerId,
         lease_ms: i64,
     ) -> Result<Option<Job>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         insert_claimed(&mut conn, job, worker, lease_ms, self.next_instant()).await
     }
 
@@ -268,7 +268,7 @@ impl Store {
                 .bind(kind.as_str())
                 .bind(&like)
                 .bind(want as i64)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.writer)
                 .await?;
             for r in &rows {
                 jobs.push(job_from_row(r)?);
@@ -292,7 +292,7 @@ impl Store {
             .bind(now + lease_ms)
             .bind(now)
             .bind(job_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.writer)
             .await?;
         row.as_ref().map(job_from_row).transpose()
     }
@@ -310,6 +310,8 @@ impl Store {
     pub async fn renew_leases(&self, worker: &WorkerId, lease_ms: i64) -> Result<u64, StoreError> {
         let now = now_ms();
         let r =
+            // Not through the writer: a renewal waiting out a locked database must not hold
+            // the one connection the registrations (which say that they wait) need.
             sqlx::query("UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE worker = $3 AND state = 'running'")
                 .bind(now + lease_ms)
                 .bind(now)
@@ -331,7 +333,7 @@ impl Store {
             if WorkerId::is_dead_local(&w) {
                 released += sqlx::query("UPDATE jobs SET lease_until = 0 WHERE worker = $1 AND state = 'running'")
                     .bind(&w)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
                     .rows_affected();
             }
@@ -351,7 +353,7 @@ impl Store {
         .bind(error)
         .bind(now)
         .bind(job_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -367,14 +369,14 @@ impl Store {
         .bind(result)
         .bind(now_ms())
         .bind(job_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
 
     /// Ends a job as done without a registration of its own (the letter was already a case).
     pub async fn finish_job(&self, job_id: &str, result: &str) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         mark_done(&mut conn, job_id, result).await
     }
 
