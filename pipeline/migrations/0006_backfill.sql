@@ -2,15 +2,15 @@
 
 -- What an archive said of a letter registered from it: where that was read (manifest and
 -- row), its own number (an alias `show` finds), and the class and status decided back then.
--- The date of receipt itself is the case's received_at.
+-- The date of receipt itself is the case's received_at; the channel the manifest named (NULL:
+-- none, the configured one was used).
 CREATE TABLE case_archive (
     case_no     TEXT   PRIMARY KEY REFERENCES cases (case_no),
     source      TEXT   NOT NULL,
     old_case_no TEXT,
     class_then  TEXT,
     status_then TEXT,
-    channel     TEXT,
-    received_at BIGINT NOT NULL
+    channel     TEXT
 );
 CREATE INDEX case_archive_old_case_no ON case_archive (old_case_no);
 

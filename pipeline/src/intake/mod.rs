@@ -279,8 +279,6 @@ pub struct Intake {
     /// stay within it (twice `limits.max_letter_bytes`), however many letters are queued.
     ahead: Arc<tokio::sync::Semaphore>,
     ahead_kib: u32,
-    /// This process's SQLite writes during `run` (see `write_gate`).
-    writes: tokio::sync::Mutex<()>,
 }
 
 impl Intake {
@@ -302,7 +300,6 @@ impl Intake {
             ocr_engine,
             ahead,
             ahead_kib,
-            writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -485,7 +482,6 @@ impl Intake {
             return Ok(found);
         }
         let lease = self.lease().as_millis() as i64;
-        let _gate = self.write_gate().await;
         let claimed = patiently(&self.cfg.queue, "queuing letters", || async {
             Ok(self.store.enqueue_claimed_many(&jobs, &self.worker, lease).await?)
         })
@@ -494,16 +490,6 @@ impl Intake {
             found[i] = job.map(Found::Claimed);
         }
         Ok(found)
-    }
-
-    /// On SQLite, this process's writes one at a time, waiting in turn here instead of in
-    /// SQLite's busy handler (which sleeps up to 100 ms between tries): the write lock is
-    /// the database's anyway.
-    async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.store.is_sqlite() {
-            true => Some(self.writes.lock().await),
-            false => None,
-        }
     }
 
     /// Registers a group of read letters and delivers their reports in order.
@@ -522,8 +508,8 @@ impl Intake {
         Ok(())
     }
 
-    /// Registers read letters (source, case, job) in one transaction, this process's SQLite
-    /// writes in turn, and makes each one's report (an error: registered and committed, but
+    /// Registers read letters (source, case, job) in one transaction and makes each one's
+    /// report (an error: registered and committed, but
     /// its report could not be made).
     async fn register_read_letters(
         &self,
@@ -533,10 +519,7 @@ impl Intake {
             return Ok(Vec::new());
         }
         let letters: Vec<(&NewCase, &str)> = group.iter().map(|(_, new, job)| (*new, *job)).collect();
-        let registered = {
-            let _gate = self.write_gate().await;
-            self.registrar.register_many(&letters).await?
-        };
+        let registered = self.registrar.register_many(&letters).await?;
         let mut reports = Vec::with_capacity(group.len());
         for ((source, new, _), (registration, settled)) in group.iter().zip(registered) {
             reports.push(self.report_registered(source, new, registration, settled).await);

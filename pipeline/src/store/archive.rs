@@ -26,19 +26,17 @@ pub(super) async fn insert_archive(
     conn: &mut sqlx::AnyConnection,
     no: &str,
     r: &ArchiveRecord,
-    channel: Channel,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO case_archive (case_no, source, old_case_no, class_then, status_then, channel, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO case_archive (case_no, source, old_case_no, class_then, status_then, channel) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(no)
     .bind(&r.source)
     .bind(r.old_case_no.as_deref())
     .bind(r.class_then.map(LetterClass::as_str))
     .bind(r.status_then.map(CaseStatus::as_str))
-    .bind(channel.code().to_string())
-    .bind(r.received_at)
+    .bind(r.channel.map(|c| c.code().to_string()))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -63,8 +61,8 @@ impl Store {
     /// The archive record of a backfilled case.
     pub async fn archive_record(&self, case_no: &CaseNo) -> Result<Option<ArchiveRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT source, old_case_no, class_then, status_then, channel, received_at FROM case_archive \
-             WHERE case_no = $1",
+            "SELECT a.source, a.old_case_no, a.class_then, a.status_then, a.channel, c.received_at \
+             FROM case_archive a JOIN cases c ON c.case_no = a.case_no WHERE a.case_no = $1",
         )
         .bind(case_no.to_string())
         .fetch_optional(&self.pool)

@@ -298,10 +298,6 @@ impl Store {
         self.clock.fetch_add(1, Ordering::SeqCst) + 1
     }
 
-    pub fn is_sqlite(&self) -> bool {
-        !self.is_postgres
-    }
-
     pub async fn find_letter(&self, sha: &Sha256Hex) -> Result<Option<CaseNo>, StoreError> {
         let row = sqlx::query("SELECT case_no FROM cases WHERE letter_sha256 = $1")
             .bind(sha.as_str())
@@ -527,7 +523,7 @@ async fn register_in(
         detail.push_str(&format!("; manual handling: {reason}"));
     }
     if let Some(a) = &new.archive {
-        archive::insert_archive(&mut *tx, &no, a, new.channel).await?;
+        archive::insert_archive(&mut *tx, &no, a).await?;
         detail.push_str(&archive::describe(a));
     }
     if let Some(d) = &understood {
@@ -595,23 +591,20 @@ async fn register_in(
 impl Store {
     /// The most recent cases, newest first.
     pub async fn list(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM cases ORDER BY received_at DESC, case_no DESC LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(summary).collect()
+        self.summaries("ORDER BY received_at DESC, case_no DESC", limit).await
     }
 
     /// The cases waiting for a reviewer, the longest waiting first (received earliest).
     pub async fn review_queue(&self, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM cases WHERE needs_review = 1 ORDER BY received_at, case_no LIMIT $1"
-        ))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        self.summaries("WHERE needs_review = 1 ORDER BY received_at, case_no", limit).await
+    }
+
+    /// The summaries of the first `limit` cases as `selection` (a WHERE and ORDER BY) picks them.
+    async fn summaries(&self, selection: &str, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {SUMMARY_COLUMNS} FROM cases {selection} LIMIT $1"))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(summary).collect()
     }
 

@@ -441,9 +441,20 @@ pub(super) async fn mark_done(conn: &mut sqlx::AnyConnection, job_id: &str, resu
     Ok(())
 }
 
-/// Queues `jobs` in one statement (see `Store::enqueue`), queued at `now` and ordered a
-/// millisecond apart from `first` in the order given. Returns how many were added or
-/// re-queued.
+/// Binds a job's first six columns (job_id, kind, letter_sha256, case_no, source_name,
+/// payload) and its max_attempts, in that order: what every insert of a job starts with.
+fn bind_job<'q>(q: AnyQuery<'q>, job: &'q NewJob) -> AnyQuery<'q> {
+    q.bind(&job.job_id)
+        .bind(job.kind.as_str())
+        .bind(job.letter_sha256.as_deref())
+        .bind(job.case_no.as_deref())
+        .bind(&job.source_name)
+        .bind(&job.payload)
+        .bind(i64::from(job.max_attempts))
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
 /// Inserts a job claimed by `worker`, created at `now` (`None` when its id exists).
 async fn insert_claimed(
     conn: &mut sqlx::AnyConnection,
@@ -452,27 +463,24 @@ async fn insert_claimed(
     lease_ms: i64,
     now: i64,
 ) -> Result<Option<Job>, StoreError> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "INSERT INTO jobs (job_id, kind, letter_sha256, case_no, source_name, payload, state, attempts, \
          max_attempts, worker, lease_until, not_before, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, 'running', 1, $7, $8, $9, $10, $10, $10) \
          ON CONFLICT (job_id) DO NOTHING RETURNING {JOB_COLUMNS}"
-    ))
-    .bind(&job.job_id)
-    .bind(job.kind.as_str())
-    .bind(job.letter_sha256.as_deref())
-    .bind(job.case_no.as_deref())
-    .bind(&job.source_name)
-    .bind(&job.payload)
-    .bind(i64::from(job.max_attempts))
-    .bind(worker.as_str())
-    .bind(now + lease_ms)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+    );
+    let row = bind_job(sqlx::query(&sql), job)
+        .bind(worker.as_str())
+        .bind(now + lease_ms)
+        .bind(now)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.as_ref().map(job_from_row).transpose()
 }
 
+/// Queues `jobs` in one statement (see `Store::enqueue`), queued at `now` and ordered a
+/// millisecond apart from `first` in the order given. Returns how many were added or
+/// re-queued.
 async fn insert_jobs(conn: &mut sqlx::AnyConnection, jobs: &[NewJob], now: i64, first: i64) -> Result<u64, StoreError> {
     const WIDTH: usize = 9;
     let tuples: Vec<String> = (0..jobs.len())
@@ -492,16 +500,7 @@ async fn insert_jobs(conn: &mut sqlx::AnyConnection, jobs: &[NewJob], now: i64, 
     );
     let mut q = sqlx::query(&sql);
     for (i, job) in jobs.iter().enumerate() {
-        q = q
-            .bind(&job.job_id)
-            .bind(job.kind.as_str())
-            .bind(job.letter_sha256.as_deref())
-            .bind(job.case_no.as_deref())
-            .bind(&job.source_name)
-            .bind(&job.payload)
-            .bind(i64::from(job.max_attempts))
-            .bind(now)
-            .bind(first + i as i64);
+        q = bind_job(q, job).bind(now).bind(first + i as i64);
     }
     Ok(q.execute(conn).await?.rows_affected())
 }
