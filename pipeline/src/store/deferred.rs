@@ -49,7 +49,8 @@ pub(super) struct RunRow<'a> {
     pub differs: bool,
 }
 
-fn json(d: &Decision) -> Result<String, StoreError> {
+/// A decision as its rows store it.
+pub(super) fn decision_json(d: &Decision) -> Result<String, StoreError> {
     serde_json::to_string(d).map_err(|e| StoreError::Corrupt(format!("decision: {e}")))
 }
 
@@ -117,7 +118,8 @@ impl Deferred {
     }
 
     /// The case's standing decision becomes `d`.
-    pub fn decision(&mut self, no: &str, d: &Decision) -> Result<(), StoreError> {
+    /// `json` is `d` serialised (see `decision_json`).
+    pub fn decision(&mut self, no: &str, d: &Decision, json: String) {
         self.decisions.push(vec![
             Val::Text(no.to_string()),
             Val::Text(d.rules_version.clone()),
@@ -130,10 +132,9 @@ impl Deferred {
             Val::MaybeText(d.new_facts_of.clone()),
             Val::Int(i64::from(d.review)),
             Val::Real(f64::from(d.score)),
-            Val::Text(json(d)?),
+            Val::Text(json),
             Val::Int(self.now),
         ]);
-        Ok(())
     }
 
     pub fn needs_review(&mut self, no: &str, review: bool) {
@@ -148,7 +149,7 @@ impl Deferred {
             Val::MaybeText(r.ocr_engine.map(str::to_string)),
             Val::Text(r.rules_version.to_string()),
             Val::Text(r.text_sha256),
-            Val::Text(json(r.decision)?),
+            Val::Text(decision_json(r.decision)?),
             Val::Int(i64::from(r.applied)),
             Val::Int(i64::from(r.differs)),
             Val::Int(self.now),

@@ -35,7 +35,8 @@ pub async fn insert_synthetic(
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        insert_fingerprint(&mut tx, &store.fingerprints, &no, &no, fp).await?;
+        let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+        insert_fingerprint(&mut tx, &store.fingerprints, &no, &no, fp, json).await?;
         insert_keys(&mut tx, &no, keys, at).await?;
     }
     tx.commit().await?;

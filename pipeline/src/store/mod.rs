@@ -527,7 +527,7 @@ async fn register_in(
         detail.push_str(&archive::describe(a));
     }
     if let Some(d) = &understood {
-        let none = Stored { identity: false, keys: Some(&std::collections::BTreeSet::new()) };
+        let none = Stored { identity: false, keys: Some(&std::collections::BTreeSet::new()), fingerprint: None };
         write_understanding(&mut *tx, cache, &no, d, new.received_at, now, none).await?;
         let run = runs::RunRecord {
             kind: RunKind::Intake,
@@ -539,7 +539,7 @@ async fn register_in(
         };
         match deferred.as_mut() {
             Some(later) => {
-                later.decision(&no, &d.decision)?;
+                later.decision(&no, &d.decision, deferred::decision_json(&d.decision)?);
                 later.run(&no, run.first_row())?;
             }
             None => {
@@ -705,6 +705,8 @@ impl Store {
 pub(crate) struct Stored<'a> {
     pub identity: bool,
     pub keys: Option<&'a std::collections::BTreeSet<String>>,
+    /// The stored fingerprint's root case and JSON, when read.
+    pub fingerprint: Option<(&'a str, &'a str)>,
 }
 
 /// Makes an understanding the case's standing one, but for its decision row (which the
@@ -721,7 +723,7 @@ async fn write_understanding(
     now: i64,
     stored: Stored<'_>,
 ) -> Result<(), StoreError> {
-    let Stored { identity: identity_stored, keys: stored_keys } = stored;
+    let Stored { identity: identity_stored, keys: stored_keys, fingerprint: stored_fingerprint } = stored;
     if !u.identity.is_empty() && !identity_stored {
         let id = &u.identity;
         sqlx::query(
@@ -739,7 +741,12 @@ async fn write_understanding(
         .await?;
     }
     let root = u.decision.repeat_of.clone().unwrap_or_else(|| no.to_string());
-    insert_fingerprint(&mut *conn, cache, no, &root, &u.fingerprint).await?;
+    let json = serde_json::to_string(&u.fingerprint).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+    // The same fingerprint of the same matter is left as it is (and its version with it, so
+    // the lookups' caches keep it).
+    if stored_fingerprint != Some((root.as_str(), json.as_str())) {
+        insert_fingerprint(&mut *conn, cache, no, &root, &u.fingerprint, json).await?;
+    }
     // A re-run whose keys are the ones stored (the same person, the same words) leaves them.
     let keys: std::collections::BTreeSet<String> = u.keys.iter().cloned().collect();
     if stored_keys == Some(&keys) {
@@ -758,8 +765,8 @@ async fn insert_fingerprint(
     no: &str,
     root: &str,
     fp: &Fingerprint,
+    json: String,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
     let version: i64 = sqlx::query(
         "INSERT INTO case_fingerprints (case_no, root_case, fingerprint) VALUES ($1, $2, $3) \
          ON CONFLICT (case_no) DO UPDATE SET root_case = excluded.root_case, fingerprint = excluded.fingerprint, \
@@ -1027,13 +1034,21 @@ async fn stored_decision(
     table: &str,
     no: &str,
 ) -> Result<Option<Decision>, StoreError> {
+    stored_decision_json(conn, table, no)
+        .await?
+        .map(|json| serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("{table} of {no}: {e}"))))
+        .transpose()
+}
+
+/// A case's decision in `table` (`case_decisions`, `case_reviews`) as stored, JSON.
+async fn stored_decision_json(
+    conn: &mut sqlx::AnyConnection,
+    table: &str,
+    no: &str,
+) -> Result<Option<String>, StoreError> {
     let row =
         sqlx::query(&format!("SELECT decision FROM {table} WHERE case_no = $1")).bind(no).fetch_optional(conn).await?;
-    row.map(|r| {
-        serde_json::from_str(&r.try_get::<String, _>("decision")?)
-            .map_err(|e| StoreError::Corrupt(format!("{table} of {no}: {e}")))
-    })
-    .transpose()
+    Ok(row.map(|r| r.try_get("decision")).transpose()?)
 }
 
 /// Serialises registrations and re-runs across workers (see migration 0003).

@@ -11,7 +11,7 @@
 use super::deferred::{Deferred, RunRow};
 use super::{
     identity_from_row, now_ms, parse_case_no, placeholders, queue, repeat_candidates, stored_decision,
-    take_registry_lock, write_understanding, RepeatLookup, Store, StoreError, Stored, IN_LIST,
+    stored_decision_json, take_registry_lock, write_understanding, RepeatLookup, Store, StoreError, Stored, IN_LIST,
 };
 use crate::digest::sha256;
 use serde::Serialize;
@@ -146,32 +146,35 @@ pub(super) async fn write_decision_row(
 pub type SettleAt<'a> = &'a (dyn Fn(i64, &mut Understanding, &[Candidate]) + Sync);
 
 /// What a case has stored that a re-run compares itself with: the reviewer's decision, the
-/// standing decision, the rules' last suggestion, and its repeat keys.
+/// standing decision, the rules' last suggestion (each as its stored JSON, parsed only when
+/// needed), and what a re-run leaves as it is when it would write the same (its repeat keys,
+/// its fingerprint, its review flag; `None` when not read, and then written whatever it is).
 #[derive(Debug, Default)]
 struct Prior {
-    reviewed: Option<Decision>,
-    standing: Option<Decision>,
-    previous: Option<Decision>,
+    reviewed: Option<String>,
+    standing: Option<String>,
+    previous: Option<String>,
     keys: Option<std::collections::BTreeSet<String>>,
+    /// The stored fingerprint's root case and JSON.
+    fingerprint: Option<(String, String)>,
+    needs_review: Option<bool>,
     /// The numbers of the case's last run and last event.
     last_run: i64,
     last_event: i64,
 }
 
 impl Prior {
-    /// One case's (its repeat keys not read: they are replaced whatever they are).
+    /// One case's (only what a re-run compares itself with: the rest is written as new).
     async fn of_one(conn: &mut sqlx::AnyConnection, no: &str) -> Result<Prior, StoreError> {
-        let reviewed = stored_decision(&mut *conn, "case_reviews", no).await?;
-        let standing = stored_decision(&mut *conn, "case_decisions", no).await?;
+        let reviewed = stored_decision_json(&mut *conn, "case_reviews", no).await?;
+        let standing = stored_decision_json(&mut *conn, "case_decisions", no).await?;
         let (previous, last_run) =
             match sqlx::query("SELECT run_no, decision FROM case_runs WHERE case_no = $1 ORDER BY run_no DESC LIMIT 1")
                 .bind(no)
                 .fetch_optional(&mut *conn)
                 .await?
             {
-                Some(r) => {
-                    (Some(parse_decision(&r.try_get::<String, _>("decision")?, "run", no)?), r.try_get("run_no")?)
-                }
+                Some(r) => (Some(r.try_get::<String, _>("decision")?), r.try_get("run_no")?),
                 None => (None, 0),
             };
         let last_event: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM case_events WHERE case_no = $1")
@@ -179,7 +182,7 @@ impl Prior {
             .fetch_one(&mut *conn)
             .await?
             .try_get("n")?;
-        Ok(Prior { reviewed, standing, previous, keys: None, last_run, last_event })
+        Ok(Prior { reviewed, standing, previous, last_run, last_event, ..Prior::default() })
     }
 
     /// Many cases', a few statements for them all.
@@ -202,7 +205,7 @@ impl Prior {
             for (which, sql) in queries.iter().enumerate() {
                 for r in bind_all(sqlx::query(sql), chunk).fetch_all(&mut *conn).await? {
                     let no: String = r.try_get("case_no")?;
-                    let d = parse_decision(&r.try_get::<String, _>("decision")?, "decision", &no)?;
+                    let d: String = r.try_get("decision")?;
                     if let Some(p) = out.get_mut(&no) {
                         if which == 2 {
                             p.last_run = r.try_get("n")?;
@@ -224,6 +227,21 @@ impl Prior {
                 let no: String = r.try_get("case_no")?;
                 if let Some(keys) = out.get_mut(&no).and_then(|p| p.keys.as_mut()) {
                     keys.insert(r.try_get("key")?);
+                }
+            }
+            let sql =
+                format!("SELECT case_no, root_case, fingerprint FROM case_fingerprints WHERE case_no IN ({list})");
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&mut *conn).await? {
+                let no: String = r.try_get("case_no")?;
+                if let Some(p) = out.get_mut(&no) {
+                    p.fingerprint = Some((r.try_get("root_case")?, r.try_get("fingerprint")?));
+                }
+            }
+            let sql = format!("SELECT case_no, needs_review FROM cases WHERE case_no IN ({list})");
+            for r in bind_all(sqlx::query(&sql), chunk).fetch_all(&mut *conn).await? {
+                let no: String = r.try_get("case_no")?;
+                if let Some(p) = out.get_mut(&no) {
+                    p.needs_review = Some(r.try_get::<i64, _>("needs_review")? != 0);
                 }
             }
         }
@@ -659,19 +677,24 @@ impl Store {
         )
         .await?;
         (lookup.settle)(&mut decided, &candidates);
-        let Prior { reviewed, standing, previous, keys, last_run, last_event } = prior;
         let versions = format!(
             "rules {}{}",
             decided.decision.rules_version,
             run.ocr_engine.as_deref().map_or(String::new(), |e| format!(", {e}"))
         );
+        let json = serde_json::to_string(&decided.decision)
+            .map_err(|e| StoreError::Corrupt(format!("decision of {no}: {e}")))?;
         // The standing decision the run is compared with: the reviewer's when there is one.
-        let applied = reviewed.is_none();
-        let changes =
-            reviewed.as_ref().or(standing.as_ref()).map(|d| decided.decision.changes_from(d)).unwrap_or_default();
+        let applied = prior.reviewed.is_none();
+        let changes = match prior.reviewed.as_ref().or(prior.standing.as_ref()) {
+            Some(stored) if *stored == json => Vec::new(),
+            Some(stored) => decided.decision.changes_from(&parse_decision(stored, "decision", &no)?),
+            None => Vec::new(),
+        };
         if applied {
-            self.replace_results(&mut *tx, case, run, &decided, keys.as_ref(), deferred).await?;
+            self.replace_results(&mut *tx, case, run, (&decided, json), &prior, deferred).await?;
         }
+        let Prior { previous, last_run, last_event, .. } = prior;
         let run_row = RunRow {
             run_no: last_run + 1,
             kind: run.kind.as_str(),
@@ -692,7 +715,10 @@ impl Store {
             deferred.event(&no, last_event + 1, "reprocess", "rerun", detail);
             RunOutcome::Applied { changes }
         } else {
-            let seen_before = previous.as_ref().is_some_and(|p| decided.decision.changes_from(p).is_empty());
+            let seen_before = match &previous {
+                Some(p) => decided.decision.changes_from(&parse_decision(p, "run", &no)?).is_empty(),
+                None => false,
+            };
             if !changes.is_empty() && !seen_before {
                 deferred.needs_review(&no, true);
                 let detail = format!(
@@ -716,14 +742,22 @@ impl Store {
         tx: &mut sqlx::AnyConnection,
         case: &CaseForRerun,
         run: &RunResult,
-        decided: &Understanding,
-        stored_keys: Option<&std::collections::BTreeSet<String>>,
+        (decided, json): (&Understanding, String),
+        prior: &Prior,
         deferred: &mut Deferred,
     ) -> Result<(), StoreError> {
         let no = case.case_no.to_string();
         let now = deferred.now();
-        deferred.decision(&no, &decided.decision)?;
-        let stored = Stored { identity: !case.identity.is_empty(), keys: stored_keys };
+        // What is stored as it would be written is left as it is: most letters of a re-run
+        // decide as before, and rewriting their wide rows is most of a re-run's writing.
+        if prior.standing.as_ref() != Some(&json) {
+            deferred.decision(&no, &decided.decision, json);
+        }
+        let stored = Stored {
+            identity: !case.identity.is_empty(),
+            keys: prior.keys.as_ref(),
+            fingerprint: prior.fingerprint.as_ref().map(|(root, fp)| (root.as_str(), fp.as_str())),
+        };
         write_understanding(&mut *tx, &self.fingerprints, &no, decided, case.received_at, now, stored).await?;
         let stub = decided.routing_stub();
         let review = decided.decision.review || run.pages_need_review;
@@ -760,7 +794,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            deferred.needs_review(&no, review);
+            if prior.needs_review != Some(review) {
+                deferred.needs_review(&no, review);
+            }
         }
         Ok(())
     }
@@ -915,6 +951,58 @@ mod tests {
         let missing = CaseNo { seq: 99, ..no.clone() };
         assert_eq!(store.review_base(&missing).await.expect("read").err(), Some(NotReviewable::NoSuchCase));
         assert_eq!(store.review_history(&no).await.expect("history").len(), 1);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_batch_re_run_that_decides_as_before_keeps_the_stored_rows_and_records_its_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display())).await.expect("open");
+        let no = one_case(&store).await;
+        let stored = || {
+            let (pool, no) = (store.pool.clone(), no.to_string());
+            async move {
+                let r = sqlx::query(
+                    "SELECT d.decided_at, f.version, c.updated_at, c.needs_review, \
+                     (SELECT COUNT(*) FROM case_runs r WHERE r.case_no = c.case_no) AS runs, \
+                     (SELECT COUNT(*) FROM case_events e WHERE e.case_no = c.case_no) AS events \
+                     FROM cases c JOIN case_decisions d ON d.case_no = c.case_no \
+                     JOIN case_fingerprints f ON f.case_no = c.case_no WHERE c.case_no = $1",
+                )
+                .bind(no)
+                .fetch_one(&pool)
+                .await
+                .expect("read");
+                ["decided_at", "version", "updated_at", "needs_review", "runs", "events"]
+                    .map(|c| r.try_get::<i64, _>(c).expect(c))
+            }
+        };
+        let keep: SettleAt<'_> = &|_, _, _| {};
+        let limits = CandidateLimits { per_key: 10, total: 10 };
+        let case = store.case_for_rerun(&no, "test-run").await.expect("load").expect("exists");
+        let run = |class| RunResult {
+            kind: RunKind::Rules,
+            ocr_engine: None,
+            pages: None,
+            ocr_confidence: None,
+            text: String::new(),
+            understanding: understanding(class, "r1"),
+            pages_need_review: false,
+        };
+        let same = run(LetterClass::Accusation);
+        let before = stored().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let outcome = store.apply_runs(&[(&case, &same, "job-1")], limits, keep).await.expect("apply");
+        assert_eq!(outcome, vec![RunOutcome::Applied { changes: Vec::new() }]);
+        let after = stored().await;
+        assert_eq!(after[..4], before[..4], "decision, fingerprint and review flag left as they were");
+        assert_eq!((after[4], after[5]), (before[4] + 1, before[5] + 1), "the run and its event are recorded");
+        let other = run(LetterClass::Suggestion);
+        let outcome = store.apply_runs(&[(&case, &other, "job-2")], limits, keep).await.expect("apply");
+        assert_eq!(outcome, vec![RunOutcome::Applied { changes: vec!["class: 检举控告 → 批评建议".into()] }]);
+        assert!(stored().await[0] > before[0], "a new decision is written");
+        assert_eq!(store.decision(&no).await.expect("read").map(|d| d.class), Some(LetterClass::Suggestion));
         store.close().await;
     }
 }
