@@ -4,8 +4,8 @@
 #![doc(hidden)]
 
 use super::{
-    insert_fingerprint, insert_keys, register_in, repeat_candidates, take_registry_lock, NewCase, Registration, Store,
-    StoreError,
+    fingerprint_json, insert_fingerprint, insert_keys, register_in, repeat_candidates, take_registry_lock, NewCase,
+    Registration, Store, StoreError,
 };
 use sqlx::Row;
 use xinfang_models::{Candidate, CandidateLimits, Fingerprint, LookupKey};
@@ -35,8 +35,7 @@ pub async fn insert_synthetic(
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let json = serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
-        insert_fingerprint(&mut tx, &store.fingerprints, &no, &no, fp, json).await?;
+        insert_fingerprint(&mut tx, &store.fingerprints, &no, &no, fp, fingerprint_json(fp)?).await?;
         insert_keys(&mut tx, &no, keys, at).await?;
     }
     tx.commit().await?;

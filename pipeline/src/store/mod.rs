@@ -741,7 +741,7 @@ async fn write_understanding(
         .await?;
     }
     let root = u.decision.repeat_of.clone().unwrap_or_else(|| no.to_string());
-    let json = serde_json::to_string(&u.fingerprint).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))?;
+    let json = fingerprint_json(&u.fingerprint)?;
     // The same fingerprint of the same matter is left as it is (and its version with it, so
     // the lookups' caches keep it).
     if stored_fingerprint != Some((root.as_str(), json.as_str())) {
@@ -758,7 +758,13 @@ async fn write_understanding(
     insert_keys(&mut *conn, no, &u.keys, received_at).await
 }
 
-/// Writes (or replaces) a case's fingerprint, with the earliest case of its matter.
+/// A fingerprint as `case_fingerprints` stores it.
+fn fingerprint_json(fp: &Fingerprint) -> Result<String, StoreError> {
+    serde_json::to_string(fp).map_err(|e| StoreError::Corrupt(format!("fingerprint: {e}")))
+}
+
+/// Writes (or replaces) a case's fingerprint, with the earliest case of its matter; `json`
+/// is `fp` serialised (`fingerprint_json`).
 async fn insert_fingerprint(
     conn: &mut sqlx::AnyConnection,
     cache: &FingerprintCache,

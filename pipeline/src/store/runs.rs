@@ -682,8 +682,7 @@ impl Store {
             decided.decision.rules_version,
             run.ocr_engine.as_deref().map_or(String::new(), |e| format!(", {e}"))
         );
-        let json = serde_json::to_string(&decided.decision)
-            .map_err(|e| StoreError::Corrupt(format!("decision of {no}: {e}")))?;
+        let json = super::deferred::decision_json(&decided.decision)?;
         // The standing decision the run is compared with: the reviewer's when there is one.
         let applied = prior.reviewed.is_none();
         let changes = match prior.reviewed.as_ref().or(prior.standing.as_ref()) {
@@ -878,6 +877,14 @@ mod tests {
         }
     }
 
+    /// A new SQLite store in a folder of its own (kept while the folder is).
+    async fn fresh_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display())).await.expect("open");
+        (dir, store)
+    }
+
     async fn one_case(store: &Store) -> CaseNo {
         let text = "反映镇长王某收受红包";
         let new = NewCase {
@@ -907,9 +914,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reviewers_decision_stands_over_later_runs_and_every_run_is_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display())).await.expect("open");
+        let (_dir, store) = fresh_store().await;
         let no = one_case(&store).await;
         let case = store.case_for_rerun(&no, "test-run").await.expect("load").expect("exists");
         assert_eq!(case.identity.name.as_deref(), Some("杨春生"), "a re-run gets the identity back");
@@ -956,9 +961,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_batch_re_run_that_decides_as_before_keeps_the_stored_rows_and_records_its_run() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store =
-            Store::open(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display())).await.expect("open");
+        let (_dir, store) = fresh_store().await;
         let no = one_case(&store).await;
         let stored = || {
             let (pool, no) = (store.pool.clone(), no.to_string());
